@@ -1,0 +1,25 @@
+// General matrix multiply: C = alpha·op(A)·op(B) + beta·C, op = identity or transpose.
+#pragma once
+
+#include "wick/tensor.h"
+
+namespace wick::ops {
+
+struct GemmOptions {
+  bool transpose_a = false;
+  bool transpose_b = false;
+  double alpha = 1.0;
+  double beta = 0.0;
+  // f32 inputs may use TF32 tensor cores on CUDA (about 1e-3 relative error). Exact f32 unless asked.
+  bool allow_tf32 = false;
+};
+
+// A: [..., M, K] ([..., K, M] when transposed), B: [..., K, N] ([..., N, K] when transposed), C: [..., M, N].
+// Leading (batch) axes of A and B broadcast against each other and must equal C's. A and B share a float dtype;
+// C may be any float dtype (accumulation is in f32, or f64 for f64 inputs). With beta == 0, C is only written.
+void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& options = {});
+
+// Allocates C with A's dtype: matmul(a, b) = op(a)·op(b).
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
+
+}  // namespace wick::ops

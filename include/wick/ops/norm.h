@@ -1,0 +1,35 @@
+// RMSNorm (Llama/Qwen) and LayerNorm (BERT) over the last axis, with their backward passes.
+#pragma once
+
+#include "wick/tensor.h"
+
+namespace wick::ops {
+
+// y = x / sqrt(mean(x²) + eps) · weight; weight: [x.size(-1)].
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+
+// The pre-norm block step in one pass: sum = x + residual; y = rms_norm(sum). Returns both.
+struct RmsNormResidual {
+  Tensor y;
+  Tensor sum;
+};
+RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps);
+
+struct RmsNormGrads {
+  Tensor dx;
+  Tensor dweight;  // f32 (f64 for f64 inputs)
+};
+RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps);
+
+// y = (x − mean) / sqrt(var + eps) · weight + bias; weight and bias are optional (undefined tensors).
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);
+
+struct LayerNormGrads {
+  Tensor dx;
+  Tensor dweight;  // undefined when weight is
+  Tensor dbias;    // undefined when bias is
+};
+LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& dy,
+                                   double eps);
+
+}  // namespace wick::ops

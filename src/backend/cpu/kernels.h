@@ -1,0 +1,55 @@
+// CPU kernels. Callers (the op front-ends) have validated shapes, dtypes and devices and allocated the outputs;
+// kernels compute in f32 (f32/f16/bf16 data) or f64 (f64 data) and write every output element.
+#pragma once
+
+#include "wick/ops.h"
+#include "wick/tensor.h"
+
+namespace wick::cpu {
+
+void copy(const Tensor& dst, const Tensor& src);
+void fill(const Tensor& dst, double value);
+
+void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
+
+void softmax(const Tensor& x, const Tensor& y, int64_t axis, const ops::SoftmaxMask& mask, bool log);
+void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, int64_t axis, bool log);
+
+void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y);
+void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
+                       const Tensor& dweight);
+void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y);
+void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
+                         const Tensor& dweight, const Tensor& dbias);
+
+void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const Tensor& y);
+
+enum class Unary { silu, gelu_erf, gelu_tanh };
+void unary(Unary kind, const Tensor& x, const Tensor& y);
+void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor& dx);
+void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y);
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& dgate,
+                     const Tensor& dup);
+
+enum class Binary { add, sub, mul, div };
+void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out);
+void scale(const Tensor& x, double factor, const Tensor& y);
+void sum_to_shape(const Tensor& x, const Tensor& out);
+
+void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out);
+void embedding_backward(const Tensor& ids, const Tensor& dy, const Tensor& dweight);
+
+void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& loss);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad,
+                            const Tensor& dlogits);
+
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const ops::AttentionOptions& options,
+               const Tensor& out, const Tensor& lse);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                        const Tensor& dout, const ops::AttentionOptions& options, const Tensor& dq,
+                        const Tensor& dk, const Tensor& dv);
+
+void argmax(const Tensor& x, const Tensor& indices);
+void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);
+
+}  // namespace wick::cpu

@@ -1,0 +1,104 @@
+#include "wick/ops/activation.h"
+
+#include "backend/cpu/kernels.h"
+#include "ops/check.h"
+#include "ops/dispatch.h"
+
+namespace wick::ops {
+namespace {
+
+struct UnaryCall {
+  cpu::Unary kind;
+  const Tensor& x;
+  const Tensor& dy;  // undefined for the forward
+  const Tensor& out;
+};
+
+struct SwigluCall {
+  const Tensor& gate;
+  const Tensor& up;
+  const Tensor& dy;  // undefined for the forward
+  const Tensor& out0;
+  const Tensor& out1;
+};
+
+Tensor run_unary(std::string_view op, cpu::Unary kind, const Tensor& x, const Tensor& dy) {
+  check_floating(op, "x", x);
+  if (dy.defined()) {
+    check_floating(op, "dy", dy);
+    check_shape(op, "dy", dy, x.shape());
+    check_same_dtype(op, {{"x", &x}, {"dy", &dy}});
+    check_same_device(op, {{"x", &x}, {"dy", &dy}});
+  }
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  static const std::vector<Implementation<UnaryCall>> table = {
+      {"cpu", "cpu tensors", [](const UnaryCall& c) { return on_cpu({&c.x, &c.dy}); },
+       [](const UnaryCall& c) {
+         if (c.dy.defined()) {
+           cpu::unary_backward(c.kind, c.x, c.dy, c.out);
+         } else {
+           cpu::unary(c.kind, c.x, c.out);
+         }
+       }},
+  };
+  dispatch(op, table, UnaryCall{kind, x, dy, out}, x.str());
+  return out;
+}
+
+cpu::Unary gelu_kind(GeluApproximation approximation) {
+  return approximation == GeluApproximation::tanh ? cpu::Unary::gelu_tanh : cpu::Unary::gelu_erf;
+}
+
+void run_swiglu(std::string_view op, const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& out0,
+                const Tensor& out1) {
+  check_floating(op, "gate", gate);
+  check_floating(op, "up", up);
+  check_shape(op, "up", up, gate.shape());
+  check_same_dtype(op, {{"gate", &gate}, {"up", &up}, {"dy", &dy}});
+  check_same_device(op, {{"gate", &gate}, {"up", &up}, {"dy", &dy}});
+  if (dy.defined()) check_shape(op, "dy", dy, gate.shape());
+  static const std::vector<Implementation<SwigluCall>> table = {
+      {"cpu", "cpu tensors", [](const SwigluCall& c) { return on_cpu({&c.gate, &c.up, &c.dy}); },
+       [](const SwigluCall& c) {
+         if (c.dy.defined()) {
+           cpu::swiglu_backward(c.gate, c.up, c.dy, c.out0, c.out1);
+         } else {
+           cpu::swiglu(c.gate, c.up, c.out0);
+         }
+       }},
+  };
+  dispatch(op, table, SwigluCall{gate, up, dy, out0, out1}, describe({{"gate", &gate}, {"up", &up}}));
+}
+
+}  // namespace
+
+Tensor silu(const Tensor& x) { return run_unary("silu", cpu::Unary::silu, x, Tensor()); }
+Tensor silu_backward(const Tensor& x, const Tensor& dy) {
+  check_defined("silu_backward", "dy", dy);
+  return run_unary("silu_backward", cpu::Unary::silu, x, dy);
+}
+Tensor gelu(const Tensor& x, GeluApproximation approximation) {
+  return run_unary("gelu", gelu_kind(approximation), x, Tensor());
+}
+Tensor gelu_backward(const Tensor& x, const Tensor& dy, GeluApproximation approximation) {
+  check_defined("gelu_backward", "dy", dy);
+  return run_unary("gelu_backward", gelu_kind(approximation), x, dy);
+}
+
+Tensor swiglu(const Tensor& gate, const Tensor& up) {
+  check_defined("swiglu", "gate", gate);
+  Tensor y = Tensor::empty(gate.shape(), gate.dtype(), gate.device());
+  run_swiglu("swiglu", gate, up, Tensor(), y, Tensor());
+  return y;
+}
+
+SwigluGrads swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy) {
+  check_defined("swiglu_backward", "gate", gate);
+  check_defined("swiglu_backward", "dy", dy);
+  SwigluGrads grads{Tensor::empty(gate.shape(), gate.dtype(), gate.device()),
+                    Tensor::empty(gate.shape(), gate.dtype(), gate.device())};
+  run_swiglu("swiglu_backward", gate, up, dy, grads.dgate, grads.dup);
+  return grads;
+}
+
+}  // namespace wick::ops

@@ -1,0 +1,101 @@
+#include "wick/ops/attention.h"
+
+#include <cmath>
+
+#include "backend/cpu/kernels.h"
+#include "ops/check.h"
+#include "ops/dispatch.h"
+
+namespace wick::ops {
+namespace {
+
+struct AttentionCall {
+  const Tensor& q;
+  const Tensor& k;
+  const Tensor& v;
+  const AttentionOptions& options;
+  const Tensor& out;
+  const Tensor& lse;
+};
+
+struct AttentionBackwardCall {
+  const Tensor& q;
+  const Tensor& k;
+  const Tensor& v;
+  const Tensor& out;
+  const Tensor& lse;
+  const Tensor& dout;
+  const AttentionOptions& options;
+  const Tensor& dq;
+  const Tensor& dk;
+  const Tensor& dv;
+};
+
+void check_qkv(std::string_view op, const Tensor& q, const Tensor& k, const Tensor& v,
+               const AttentionOptions& options) {
+  check_floating(op, "q", q);
+  check_floating(op, "k", k);
+  check_floating(op, "v", v);
+  check_rank(op, "q", q, 4);
+  check_rank(op, "k", k, 4);
+  check_shape(op, "v", v, k.shape());
+  check_same_dtype(op, {{"q", &q}, {"k", &k}, {"v", &v}});
+  check_same_device(op, {{"q", &q}, {"k", &k}, {"v", &v}, {"kv_lengths", &options.kv_lengths}});
+  if (k.size(0) != q.size(0) || k.size(3) != q.size(3))
+    fail(op, "k must have q's batch ({}) and head_dim ({}), got q={}, k={}", q.size(0), q.size(3), q.str(),
+         k.str());
+  if (k.size(1) == 0 || q.size(1) % k.size(1) != 0)
+    fail(op, "query heads ({}) must be a multiple of key/value heads ({})", q.size(1), k.size(1));
+  if (options.kv_lengths.defined()) {
+    check_index_dtype(op, "kv_lengths", options.kv_lengths);
+    check_shape(op, "kv_lengths", options.kv_lengths, {q.size(0)});
+  }
+  if (!std::isnan(options.scale) && !std::isfinite(options.scale))
+    fail(op, "scale must be finite (or NaN for 1/sqrt(head_dim)), got {}", options.scale);
+}
+
+DType lse_dtype(const Tensor& q) { return q.dtype() == DType::f64 ? DType::f64 : DType::f32; }
+
+}  // namespace
+
+AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+  constexpr std::string_view op = "attention";
+  check_qkv(op, q, k, v, options);
+  AttentionResult result{Tensor::empty(q.shape(), q.dtype(), q.device()),
+                         Tensor::empty({q.size(0), q.size(1), q.size(2)}, lse_dtype(q), q.device())};
+  static const std::vector<Implementation<AttentionCall>> table = {
+      {"cpu", "cpu tensors", [](const AttentionCall& c) { return on_cpu({&c.q, &c.k, &c.v}); },
+       [](const AttentionCall& c) { cpu::attention(c.q, c.k, c.v, c.options, c.out, c.lse); }},
+  };
+  dispatch(op, table, AttentionCall{q, k, v, options, result.out, result.lse},
+           describe({{"q", &q}, {"k", &k}, {"v", &v}}));
+  return result;
+}
+
+AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                  const Tensor& lse, const Tensor& dout, const AttentionOptions& options) {
+  constexpr std::string_view op = "attention_backward";
+  check_qkv(op, q, k, v, options);
+  check_floating(op, "out", out);
+  check_floating(op, "dout", dout);
+  check_floating(op, "lse", lse);
+  check_shape(op, "out", out, q.shape());
+  check_shape(op, "dout", dout, q.shape());
+  check_shape(op, "lse", lse, {q.size(0), q.size(1), q.size(2)});
+  check_same_device(op, {{"q", &q}, {"out", &out}, {"lse", &lse}, {"dout", &dout}});
+  AttentionGrads grads{Tensor::empty(q.shape(), q.dtype(), q.device()),
+                       Tensor::empty(k.shape(), k.dtype(), k.device()),
+                       Tensor::empty(v.shape(), v.dtype(), v.device())};
+  static const std::vector<Implementation<AttentionBackwardCall>> table = {
+      {"cpu", "cpu tensors",
+       [](const AttentionBackwardCall& c) { return on_cpu({&c.q, &c.k, &c.v, &c.out, &c.lse, &c.dout}); },
+       [](const AttentionBackwardCall& c) {
+         cpu::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
+       }},
+  };
+  dispatch(op, table, AttentionBackwardCall{q, k, v, out, lse, dout, options, grads.dq, grads.dk, grads.dv},
+           describe({{"q", &q}, {"k", &k}, {"v", &v}}));
+  return grads;
+}
+
+}  // namespace wick::ops

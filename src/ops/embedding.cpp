@@ -1,0 +1,59 @@
+#include "wick/ops/embedding.h"
+
+#include "backend/cpu/kernels.h"
+#include "ops/check.h"
+#include "ops/dispatch.h"
+
+namespace wick::ops {
+namespace {
+
+struct EmbeddingCall {
+  const Tensor& weight;
+  const Tensor& ids;
+  const Tensor& out;
+};
+
+struct EmbeddingBackwardCall {
+  const Tensor& ids;
+  const Tensor& dy;
+  const Tensor& dweight;
+};
+
+}  // namespace
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  constexpr std::string_view op = "embedding";
+  check_defined(op, "weight", weight);
+  check_rank(op, "weight", weight, 2);
+  check_index_dtype(op, "ids", ids);
+  check_same_device(op, {{"weight", &weight}, {"ids", &ids}});
+  Shape shape = ids.shape();
+  shape.push_back(weight.size(1));
+  Tensor out = Tensor::empty(shape, weight.dtype(), weight.device());
+  static const std::vector<Implementation<EmbeddingCall>> table = {
+      {"cpu", "cpu tensors", [](const EmbeddingCall& c) { return on_cpu({&c.weight, &c.ids}); },
+       [](const EmbeddingCall& c) { cpu::embedding(c.weight, c.ids, c.out); }},
+  };
+  dispatch(op, table, EmbeddingCall{weight, ids, out}, describe({{"weight", &weight}, {"ids", &ids}}));
+  return out;
+}
+
+Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) {
+  constexpr std::string_view op = "embedding_backward";
+  check_index_dtype(op, "ids", ids);
+  check_floating(op, "dy", dy);
+  check_same_device(op, {{"ids", &ids}, {"dy", &dy}});
+  if (dy.dim() != ids.dim() + 1 || Shape(dy.shape().begin(), dy.shape().end() - 1) != ids.shape())
+    fail(op, "dy must have shape ids.shape + [dim] = {} + [dim], got {}", shape_str(ids.shape()), dy.str());
+  if (vocab <= 0) fail(op, "vocab must be > 0, got {}", vocab);
+  Tensor dweight = Tensor::empty({vocab, dy.size(-1)}, dy.dtype() == DType::f64 ? DType::f64 : DType::f32,
+                                 dy.device());
+  static const std::vector<Implementation<EmbeddingBackwardCall>> table = {
+      {"cpu", "cpu tensors", [](const EmbeddingBackwardCall& c) { return on_cpu({&c.ids, &c.dy}); },
+       [](const EmbeddingBackwardCall& c) { cpu::embedding_backward(c.ids, c.dy, c.dweight); }},
+  };
+  dispatch(op, table, EmbeddingBackwardCall{ids, dy, dweight}, describe({{"ids", &ids}, {"dy", &dy}}));
+  return dweight;
+}
+
+}  // namespace wick::ops

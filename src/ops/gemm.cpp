@@ -1,0 +1,70 @@
+#include "wick/ops/gemm.h"
+
+#include "backend/cpu/kernels.h"
+#include "ops/check.h"
+#include "ops/dispatch.h"
+
+namespace wick::ops {
+namespace {
+
+struct GemmCall {
+  const Tensor& a;
+  const Tensor& b;
+  const Tensor& c;
+  const GemmOptions& options;
+};
+
+const std::vector<Implementation<GemmCall>>& gemm_table() {
+  static const std::vector<Implementation<GemmCall>> table = {
+      {"openblas", "cpu tensors", [](const GemmCall& g) { return on_cpu({&g.a, &g.b, &g.c}); },
+       [](const GemmCall& g) { cpu::gemm(g.a, g.b, g.c, g.options); }},
+  };
+  return table;
+}
+
+}  // namespace
+
+void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& options) {
+  constexpr std::string_view op = "gemm";
+  check_floating(op, "a", a);
+  check_floating(op, "b", b);
+  check_floating(op, "c", c);
+  check_same_dtype(op, {{"a", &a}, {"b", &b}});
+  check_same_device(op, {{"a", &a}, {"b", &b}, {"c", &c}});
+  if (a.dim() < 2 || b.dim() < 2 || c.dim() < 2)
+    fail(op, "operands must have rank >= 2, got a={}, b={}, c={}", a.str(), b.str(), c.str());
+  const int64_t m = options.transpose_a ? a.size(-1) : a.size(-2);
+  const int64_t k = options.transpose_a ? a.size(-2) : a.size(-1);
+  const int64_t kb = options.transpose_b ? b.size(-1) : b.size(-2);
+  const int64_t n = options.transpose_b ? b.size(-2) : b.size(-1);
+  if (k != kb)
+    fail(op, "inner dimensions differ: op(a) is {}×{} and op(b) is {}×{} (a={}{}, b={}{})", m, k, kb, n, a.str(),
+         options.transpose_a ? " transposed" : "", b.str(), options.transpose_b ? " transposed" : "");
+  Shape expected = broadcast_shapes(op, Shape(a.shape().begin(), a.shape().end() - 2),
+                                    Shape(b.shape().begin(), b.shape().end() - 2));
+  expected.push_back(m);
+  expected.push_back(n);
+  if (c.shape() != expected)
+    fail(op, "c must have shape {} for a={} and b={}, got {}", shape_str(expected), a.str(), b.str(), c.str());
+  if (options.allow_tf32 && a.dtype() != DType::f32)
+    fail(op, "allow_tf32 applies to f32 operands only, got {}", a.str());
+  dispatch(op, gemm_table(), GemmCall{a, b, c, options}, describe({{"a", &a}, {"b", &b}, {"c", &c}}));
+}
+
+Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
+  check_floating("matmul", "a", a);
+  check_floating("matmul", "b", b);
+  if (a.dim() < 2 || b.dim() < 2) fail("matmul", "operands must have rank >= 2, got a={}, b={}", a.str(), b.str());
+  Shape shape = broadcast_shapes("matmul", Shape(a.shape().begin(), a.shape().end() - 2),
+                                 Shape(b.shape().begin(), b.shape().end() - 2));
+  shape.push_back(transpose_a ? a.size(-1) : a.size(-2));
+  shape.push_back(transpose_b ? b.size(-2) : b.size(-1));
+  Tensor c = Tensor::empty(shape, a.dtype(), a.device());
+  GemmOptions options;
+  options.transpose_a = transpose_a;
+  options.transpose_b = transpose_b;
+  gemm(a, b, c, options);
+  return c;
+}
+
+}  // namespace wick::ops

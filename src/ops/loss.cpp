@@ -1,0 +1,59 @@
+#include "wick/ops/loss.h"
+
+#include "backend/cpu/kernels.h"
+#include "ops/check.h"
+#include "ops/dispatch.h"
+
+namespace wick::ops {
+namespace {
+
+struct CrossEntropyCall {
+  const Tensor& logits;
+  const Tensor& targets;
+  int64_t ignore_index;
+  double grad;
+  const Tensor& out;  // the loss (forward) or dlogits (backward)
+};
+
+void check_args(std::string_view op, const Tensor& logits, const Tensor& targets) {
+  check_floating(op, "logits", logits);
+  check_rank(op, "logits", logits, 2);
+  check_index_dtype(op, "targets", targets);
+  check_shape(op, "targets", targets, {logits.size(0)});
+  check_same_device(op, {{"logits", &logits}, {"targets", &targets}});
+  if (logits.size(1) == 0) fail(op, "logits need at least one class, got {}", logits.str());
+}
+
+bool cpu_call(const CrossEntropyCall& c) { return on_cpu({&c.logits, &c.targets}); }
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
+  constexpr std::string_view op = "cross_entropy";
+  check_args(op, logits, targets);
+  Tensor loss = Tensor::empty({}, logits.dtype() == DType::f64 ? DType::f64 : DType::f32, logits.device());
+  static const std::vector<Implementation<CrossEntropyCall>> table = {
+      {"cpu", "cpu tensors", cpu_call,
+       [](const CrossEntropyCall& c) { cpu::cross_entropy(c.logits, c.targets, c.ignore_index, c.out); }},
+  };
+  dispatch(op, table, CrossEntropyCall{logits, targets, ignore_index, 1.0, loss},
+           describe({{"logits", &logits}, {"targets", &targets}}));
+  return loss;
+}
+
+Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad) {
+  constexpr std::string_view op = "cross_entropy_backward";
+  check_args(op, logits, targets);
+  Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+  static const std::vector<Implementation<CrossEntropyCall>> table = {
+      {"cpu", "cpu tensors", cpu_call,
+       [](const CrossEntropyCall& c) {
+         cpu::cross_entropy_backward(c.logits, c.targets, c.ignore_index, c.grad, c.out);
+       }},
+  };
+  dispatch(op, table, CrossEntropyCall{logits, targets, ignore_index, grad, dlogits},
+           describe({{"logits", &logits}, {"targets", &targets}}));
+  return dlogits;
+}
+
+}  // namespace wick::ops

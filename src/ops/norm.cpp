@@ -1,0 +1,133 @@
+#include "wick/ops/norm.h"
+
+#include "backend/cpu/kernels.h"
+#include "ops/check.h"
+#include "ops/dispatch.h"
+#include "wick/ops/elementwise.h"
+
+namespace wick::ops {
+namespace {
+
+struct RmsNormCall {
+  const Tensor& x;
+  const Tensor& weight;
+  double eps;
+  const Tensor& y;
+};
+
+struct RmsNormBackwardCall {
+  const Tensor& x;
+  const Tensor& weight;
+  const Tensor& dy;
+  double eps;
+  const Tensor& dx;
+  const Tensor& dweight;
+};
+
+struct LayerNormCall {
+  const Tensor& x;
+  const Tensor& weight;
+  const Tensor& bias;
+  double eps;
+  const Tensor& y;
+};
+
+struct LayerNormBackwardCall {
+  const Tensor& x;
+  const Tensor& weight;
+  const Tensor& dy;
+  double eps;
+  const Tensor& dx;
+  const Tensor& dweight;
+  const Tensor& dbias;
+};
+
+void check_norm_args(std::string_view op, const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  check_floating(op, "x", x);
+  if (x.dim() == 0) fail(op, "x must have rank >= 1, got {}", x.str());
+  if (!(eps >= 0)) fail(op, "eps must be >= 0, got {}", eps);
+  for (const auto& [name, t] : {NamedTensor{"weight", &weight}, NamedTensor{"bias", &bias}}) {
+    if (!t->defined()) continue;
+    check_floating(op, name, *t);
+    check_shape(op, name, *t, {x.size(-1)});
+  }
+  check_same_device(op, {{"x", &x}, {"weight", &weight}, {"bias", &bias}});
+}
+
+DType accumulate_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64 : DType::f32; }
+
+}  // namespace
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  constexpr std::string_view op = "rms_norm";
+  check_defined(op, "weight", weight);
+  check_norm_args(op, x, weight, Tensor(), eps);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  static const std::vector<Implementation<RmsNormCall>> table = {
+      {"cpu", "cpu tensors", [](const RmsNormCall& c) { return on_cpu({&c.x, &c.weight}); },
+       [](const RmsNormCall& c) { cpu::rms_norm(c.x, c.weight, c.eps, c.y); }},
+  };
+  dispatch(op, table, RmsNormCall{x, weight, eps, y}, describe({{"x", &x}, {"weight", &weight}}));
+  return y;
+}
+
+RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps) {
+  check_defined("rms_norm_residual", "residual", residual);
+  check_shape("rms_norm_residual", "residual", residual, x.shape());
+  Tensor sum = add(x, residual);
+  return {rms_norm(sum, weight, eps), sum};
+}
+
+RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps) {
+  constexpr std::string_view op = "rms_norm_backward";
+  check_defined(op, "weight", weight);
+  check_norm_args(op, x, weight, Tensor(), eps);
+  check_floating(op, "dy", dy);
+  check_shape(op, "dy", dy, x.shape());
+  check_same_device(op, {{"x", &x}, {"dy", &dy}});
+  RmsNormGrads grads{Tensor::empty(x.shape(), x.dtype(), x.device()),
+                     Tensor::empty(weight.shape(), accumulate_dtype(x), x.device())};
+  static const std::vector<Implementation<RmsNormBackwardCall>> table = {
+      {"cpu", "cpu tensors", [](const RmsNormBackwardCall& c) { return on_cpu({&c.x, &c.weight, &c.dy}); },
+       [](const RmsNormBackwardCall& c) { cpu::rms_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight); }},
+  };
+  dispatch(op, table, RmsNormBackwardCall{x, weight, dy, eps, grads.dx, grads.dweight},
+           describe({{"x", &x}, {"weight", &weight}, {"dy", &dy}}));
+  return grads;
+}
+
+Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  constexpr std::string_view op = "layer_norm";
+  check_norm_args(op, x, weight, bias, eps);
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  static const std::vector<Implementation<LayerNormCall>> table = {
+      {"cpu", "cpu tensors", [](const LayerNormCall& c) { return on_cpu({&c.x, &c.weight, &c.bias}); },
+       [](const LayerNormCall& c) { cpu::layer_norm(c.x, c.weight, c.bias, c.eps, c.y); }},
+  };
+  dispatch(op, table, LayerNormCall{x, weight, bias, eps, y}, describe({{"x", &x}, {"weight", &weight}}));
+  return y;
+}
+
+LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& dy,
+                                   double eps) {
+  constexpr std::string_view op = "layer_norm_backward";
+  check_norm_args(op, x, weight, bias, eps);
+  check_floating(op, "dy", dy);
+  check_shape(op, "dy", dy, x.shape());
+  check_same_device(op, {{"x", &x}, {"dy", &dy}});
+  LayerNormGrads grads;
+  grads.dx = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (weight.defined()) grads.dweight = Tensor::empty(weight.shape(), accumulate_dtype(x), x.device());
+  if (bias.defined()) grads.dbias = Tensor::empty(bias.shape(), accumulate_dtype(x), x.device());
+  static const std::vector<Implementation<LayerNormBackwardCall>> table = {
+      {"cpu", "cpu tensors", [](const LayerNormBackwardCall& c) { return on_cpu({&c.x, &c.weight, &c.dy}); },
+       [](const LayerNormBackwardCall& c) {
+         cpu::layer_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight, c.dbias);
+       }},
+  };
+  dispatch(op, table, LayerNormBackwardCall{x, weight, dy, eps, grads.dx, grads.dweight, grads.dbias},
+           describe({{"x", &x}, {"weight", &weight}, {"dy", &dy}}));
+  return grads;
+}
+
+}  // namespace wick::ops

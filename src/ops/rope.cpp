@@ -1,0 +1,51 @@
+#include "wick/ops/rope.h"
+
+#include "backend/cpu/kernels.h"
+#include "ops/check.h"
+#include "ops/dispatch.h"
+
+namespace wick::ops {
+namespace {
+
+struct RopeCall {
+  const Tensor& x;
+  const RopeOptions& options;
+  bool inverse;
+  const Tensor& y;
+};
+
+Tensor run_rope(std::string_view op, const Tensor& x, const RopeOptions& options, bool inverse) {
+  check_floating(op, "x", x);
+  check_rank(op, "x", x, 4);
+  const int64_t head_dim = x.size(3);
+  const int64_t rotary = options.rotary_dims == 0 ? head_dim : options.rotary_dims;
+  if (rotary <= 0 || rotary > head_dim || rotary % 2 != 0)
+    fail(op, "rotary_dims must be even and in (0, head_dim={}], got {}", head_dim, options.rotary_dims);
+  if (!(options.theta > 0)) fail(op, "theta must be > 0, got {}", options.theta);
+  if (options.positions.defined()) {
+    const Tensor& p = options.positions;
+    check_index_dtype(op, "positions", p);
+    check_same_device(op, {{"x", &x}, {"positions", &p}});
+    const bool per_sequence = p.dim() == 1 && p.size(0) == x.size(1);
+    const bool per_batch = p.dim() == 2 && p.size(0) == x.size(0) && p.size(1) == x.size(1);
+    if (!per_sequence && !per_batch)
+      fail(op, "positions must have shape [{}] or [{}, {}] for x={}, got {}", x.size(1), x.size(0), x.size(1),
+           x.str(), p.str());
+  }
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  static const std::vector<Implementation<RopeCall>> table = {
+      {"cpu", "cpu tensors", [](const RopeCall& c) { return on_cpu({&c.x, &c.options.positions}); },
+       [](const RopeCall& c) { cpu::rope(c.x, c.options, c.inverse, c.y); }},
+  };
+  dispatch(op, table, RopeCall{x, options, inverse, y}, x.str());
+  return y;
+}
+
+}  // namespace
+
+Tensor rope(const Tensor& x, const RopeOptions& options) { return run_rope("rope", x, options, false); }
+Tensor rope_backward(const Tensor& dy, const RopeOptions& options) {
+  return run_rope("rope_backward", dy, options, true);
+}
+
+}  // namespace wick::ops
