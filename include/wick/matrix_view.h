@@ -24,7 +24,8 @@ struct MatrixView {
 };
 
 // Views the last two axes of `t` as matrices and its leading axes as one batch axis. Returns nothing when the
-// strides do not fit that form (neither of the last two axes unit-stride, or batch axes that do not collapse).
+// strides do not fit that form (neither of the last two axes unit-stride, or batch axes that do not
+// collapse).
 std::optional<MatrixView> try_matrix_view(const Tensor& t);
 
 // A matrix operand: the view plus the tensor that owns its memory. When `t` cannot be viewed, this is the one

@@ -15,6 +15,7 @@ double relative_error(const Tensor& a, const Tensor& b);
 // Central finite differences of the scalar L(x) = Σ f(x) ∘ weights at the given flat indices of x (an f64 cpu
 // tensor), with step h. Returns dL/dx at those indices.
 std::vector<double> finite_difference(const std::function<Tensor(const Tensor&)>& f, const Tensor& x,
-                                      const Tensor& weights, const std::vector<int64_t>& indices, double h = 1e-6);
+                                      const Tensor& weights, const std::vector<int64_t>& indices,
+                                      double h = 1e-6);
 
 }  // namespace wick

@@ -1,5 +1,6 @@
-// Seeded random numbers from the Philox4x32-10 counter-based generator: the same seed gives the same numbers on
-// every run and machine, and element i depends only on (seed, draw, i), so any device can produce the same stream.
+// Seeded random numbers from the Philox4x32-10 counter-based generator: the same seed gives the same numbers
+// on every run and machine, and element i depends only on (seed, draw, i), so any device can produce the same
+// stream.
 #pragma once
 
 #include <array>

@@ -8,8 +8,9 @@ namespace wick::backend {
 namespace {
 
 [[noreturn]] void not_built() {
-  fail("cuda", "this build of wick has no CUDA support (configure with -DWICK_CUDA=ON on a machine with the CUDA "
-               "toolkit); use the cpu device");
+  fail("cuda",
+       "this build of wick has no CUDA support (configure with -DWICK_CUDA=ON on a machine with the CUDA "
+       "toolkit); use the cpu device");
 }
 
 class CudaUnavailable final : public MemoryBackend {
@@ -35,5 +36,7 @@ void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device
 }  // namespace wick::backend
 
 namespace wick {
-bool cuda_built() { return false; }
+bool cuda_built() {
+  return false;
+}
 }  // namespace wick

@@ -1,5 +1,5 @@
-// The per-device memory interface. The CPU backend always exists; the CUDA one is real when CUDA is built and a
-// stand-in that reports "CUDA not built" otherwise, so nothing above this layer needs #ifdefs.
+// The per-device memory interface. The CPU backend always exists; the CUDA one is real when CUDA is built and
+// a stand-in that reports "CUDA not built" otherwise, so nothing above this layer needs #ifdefs.
 #pragma once
 
 #include <cstddef>

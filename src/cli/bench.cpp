@@ -1,5 +1,5 @@
-// `wick bench ops`: times the core ops on one device on fixed shapes (median of repeated calls, inputs rotated
-// between several sets so caches do not flatter the numbers) and reports GFLOP/s or GB/s.
+// `wick bench ops`: times the core ops on one device on fixed shapes (median of repeated calls, inputs
+// rotated between several sets so caches do not flatter the numbers) and reports GFLOP/s or GB/s.
 #include <fmt/core.h>
 
 #include <algorithm>
@@ -16,8 +16,8 @@ namespace {
 
 struct Case {
   std::string name;
-  double flops;  // per call (0 when the op is bandwidth-bound)
-  double bytes;  // fewest bytes one call must move
+  double flops;                                           // per call (0 when the op is bandwidth-bound)
+  double bytes;                                           // fewest bytes one call must move
   std::function<std::function<void()>(Generator&)> make;  // builds inputs, returns the call
 };
 
@@ -41,10 +41,11 @@ std::vector<Case> cases(Device device, DType dtype) {
   auto randn = [=](Generator& g, const Shape& s) { return rand_normal(s, g, 0, 1, dtype, device); };
   std::vector<Case> list;
   for (int64_t n : {256, 512, 1024}) {
-    list.push_back({fmt::format("matmul {0}x{0}x{0}", n), 2.0 * n * n * n, 3.0 * n * n * e, [=](Generator& g) {
-                      Tensor a = randn(g, {n, n}), b = randn(g, {n, n}), c = randn(g, {n, n});
-                      return std::function<void()>([=] { ops::gemm(a, b, c); });
-                    }});
+    list.push_back(
+        {fmt::format("matmul {0}x{0}x{0}", n), 2.0 * n * n * n, 3.0 * n * n * e, [=](Generator& g) {
+           Tensor a = randn(g, {n, n}), b = randn(g, {n, n}), c = randn(g, {n, n});
+           return std::function<void()>([=] { ops::gemm(a, b, c); });
+         }});
   }
   list.push_back({"softmax 1024x1024", 0, 2.0 * 1024 * 1024 * e, [=](Generator& g) {
                     Tensor x = randn(g, {1024, 1024});
@@ -54,12 +55,11 @@ std::vector<Case> cases(Device device, DType dtype) {
                     Tensor x = randn(g, {4096, 896}), w = randn(g, {896});
                     return std::function<void()>([=] { ops::rms_norm(x, w, 1e-6); });
                   }});
-  list.push_back({"attention 1x14x256x64 causal", 2.0 * 14 * 256 * 256 * 64, 4.0 * 14 * 256 * 64 * e,
-                  [=](Generator& g) {
-                    Tensor q = randn(g, {1, 14, 256, 64}), k = randn(g, {1, 2, 256, 64}),
-                           v = randn(g, {1, 2, 256, 64});
-                    return std::function<void()>([=] { ops::attention(q, k, v); });
-                  }});
+  list.push_back(
+      {"attention 1x14x256x64 causal", 2.0 * 14 * 256 * 256 * 64, 4.0 * 14 * 256 * 64 * e, [=](Generator& g) {
+         Tensor q = randn(g, {1, 14, 256, 64}), k = randn(g, {1, 2, 256, 64}), v = randn(g, {1, 2, 256, 64});
+         return std::function<void()>([=] { ops::attention(q, k, v); });
+       }});
   list.push_back({"cross_entropy 256x32000", 0, 256.0 * 32000 * e, [=](Generator& g) {
                     Tensor x = randn(g, {256, 32000});
                     Tensor t = Tensor::full({256}, 7, DType::i64, device);
@@ -91,7 +91,9 @@ void add_bench_command(CLI::App& app) {
   static int repeats = 20;
   command->add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
   command->add_option("--dtype", dtype, "f32, bf16, f16 or f64")->capture_default_str();
-  command->add_option("--repeats", repeats, "timed calls per op")->capture_default_str()->check(CLI::PositiveNumber);
+  command->add_option("--repeats", repeats, "timed calls per op")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
   command->callback([] { run_bench(device_from_name(device), dtype_from_name(dtype), repeats); });
 }
 

@@ -7,7 +7,9 @@
 
 namespace wick {
 
-std::string Device::str() const { return is_cpu() ? "cpu" : "cuda:" + std::to_string(index); }
+std::string Device::str() const {
+  return is_cpu() ? "cpu" : "cuda:" + std::to_string(index);
+}
 
 Device device_from_name(std::string_view name) {
   if (name == "cpu") return Device::cpu();
@@ -16,13 +18,18 @@ Device device_from_name(std::string_view name) {
     int index = -1;
     const auto digits = name.substr(5);
     const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), index);
-    if (error == std::errc() && end == digits.data() + digits.size() && index >= 0) return Device::cuda(index);
+    if (error == std::errc() && end == digits.data() + digits.size() && index >= 0)
+      return Device::cuda(index);
   }
   fail("device", "unknown device '{}' (expected cpu, cuda or cuda:N)", name);
 }
 
-int cuda_device_count() { return backend::cuda_memory().device_count(); }
+int cuda_device_count() {
+  return backend::cuda_memory().device_count();
+}
 
-void synchronize(Device device) { backend::memory_backend(device.type).synchronize(device.index); }
+void synchronize(Device device) {
+  backend::memory_backend(device.type).synchronize(device.index);
+}
 
 }  // namespace wick

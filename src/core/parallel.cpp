@@ -79,8 +79,8 @@ int cpu_threads() {
 
 void parallel_for(int64_t n, int64_t grain, const std::function<void(int64_t, int64_t)>& body) {
   if (n <= 0) return;
-  const int64_t max_chunks = std::min<int64_t>(cpu_threads(), (n + std::max<int64_t>(grain, 1) - 1) /
-                                                                  std::max<int64_t>(grain, 1));
+  const int64_t max_chunks =
+      std::min<int64_t>(cpu_threads(), (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1));
   if (max_chunks <= 1 || inside_parallel_region) {
     body(0, n);
     return;

@@ -14,7 +14,9 @@ int64_t shape_numel(const Shape& shape) {
   return n;
 }
 
-std::string shape_str(const Shape& shape) { return fmt::format("[{}]", fmt::join(shape, ", ")); }
+std::string shape_str(const Shape& shape) {
+  return fmt::format("[{}]", fmt::join(shape, ", "));
+}
 
 Shape contiguous_strides(const Shape& shape) {
   Shape strides(shape.size());
@@ -33,8 +35,8 @@ Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b) {
     const int64_t da = i < rank - a.size() ? 1 : a[i - (rank - a.size())];
     const int64_t db = i < rank - b.size() ? 1 : b[i - (rank - b.size())];
     if (da != db && da != 1 && db != 1)
-      fail(op, "shapes {} and {} cannot be broadcast together (axis {}: {} vs {})", shape_str(a), shape_str(b), i,
-           da, db);
+      fail(op, "shapes {} and {} cannot be broadcast together (axis {}: {} vs {})", shape_str(a),
+           shape_str(b), i, da, db);
     out[i] = da == 1 ? db : da;
   }
   return out;
@@ -43,7 +45,8 @@ Shape broadcast_shapes(std::string_view op, const Shape& a, const Shape& b) {
 int64_t normalize_axis(std::string_view op, int64_t axis, int64_t rank) {
   const int64_t normalized = axis < 0 ? axis + rank : axis;
   if (normalized < 0 || normalized >= rank)
-    fail(op, "axis {} is out of range for a tensor of rank {} (expected {}..{})", axis, rank, -rank, rank - 1);
+    fail(op, "axis {} is out of range for a tensor of rank {} (expected {}..{})", axis, rank, -rank,
+         rank - 1);
   return normalized;
 }
 
@@ -53,7 +56,10 @@ static void check_shape(std::string_view op, const Shape& shape) {
 }
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape shape, Shape strides, int64_t offset, DType dtype)
-    : storage_(std::move(storage)), shape_(std::move(shape)), strides_(std::move(strides)), offset_(offset),
+    : storage_(std::move(storage)),
+      shape_(std::move(shape)),
+      strides_(std::move(strides)),
+      offset_(offset),
       dtype_(dtype) {
   if (shape_.size() != strides_.size())
     fail("tensor", "shape {} and strides {} differ in rank", shape_str(shape_), shape_str(strides_));
@@ -65,7 +71,9 @@ Tensor Tensor::empty(const Shape& shape, DType dtype, Device device) {
   return Tensor(std::make_shared<Storage>(bytes, device), shape, contiguous_strides(shape), 0, dtype);
 }
 
-Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) { return full(shape, 0.0, dtype, device); }
+Tensor Tensor::zeros(const Shape& shape, DType dtype, Device device) {
+  return full(shape, 0.0, dtype, device);
+}
 
 Tensor Tensor::full(const Shape& shape, double value, DType dtype, Device device) {
   Tensor t = empty(shape, dtype, device);
@@ -92,9 +100,15 @@ template Tensor Tensor::from_vector(const std::vector<int32_t>&, const Shape&, D
 template Tensor Tensor::from_vector(const std::vector<int64_t>&, const Shape&, Device);
 template Tensor Tensor::from_vector(const std::vector<uint8_t>&, const Shape&, Device);
 
-int64_t Tensor::size(int64_t axis) const { return shape_[normalize_axis("size", axis, dim())]; }
-int64_t Tensor::stride(int64_t axis) const { return strides_[normalize_axis("stride", axis, dim())]; }
-Device Tensor::device() const { return storage_ ? storage_->device() : Device::cpu(); }
+int64_t Tensor::size(int64_t axis) const {
+  return shape_[normalize_axis("size", axis, dim())];
+}
+int64_t Tensor::stride(int64_t axis) const {
+  return strides_[normalize_axis("stride", axis, dim())];
+}
+Device Tensor::device() const {
+  return storage_ ? storage_->device() : Device::cpu();
+}
 
 bool Tensor::is_contiguous() const {
   int64_t expected = 1;
@@ -215,14 +229,15 @@ static Shape infer_shape(std::string_view op, const Shape& requested, int64_t nu
            shape_str(from));
     shape[infer_at] = numel / known;
   } else if (known != numel) {
-    fail(op, "shape {} has {} elements but the tensor {} has {}", shape_str(requested), known, shape_str(from),
-         numel);
+    fail(op, "shape {} has {} elements but the tensor {} has {}", shape_str(requested), known,
+         shape_str(from), numel);
   }
   return shape;
 }
 
 // Strides for viewing (shape, strides) as `target` without a copy, or an empty result when impossible.
-// Walks groups of old axes that merge into groups of new axes; each old group must be contiguous within itself.
+// Walks groups of old axes that merge into groups of new axes; each old group must be contiguous within
+// itself.
 static bool view_strides(const Shape& shape, const Shape& strides, const Shape& target, Shape& out) {
   out.assign(target.size(), 0);
   if (shape_numel(shape) == 0) {
@@ -281,7 +296,8 @@ Tensor Tensor::view(const Shape& requested) const {
 Tensor Tensor::reshape(const Shape& requested) const {
   const Shape shape = infer_shape("reshape", requested, numel(), shape_);
   Shape strides;
-  if (view_strides(shape_, strides_, shape, strides)) return Tensor(storage_, shape, strides, offset_, dtype_);
+  if (view_strides(shape_, strides_, shape, strides))
+    return Tensor(storage_, shape, strides, offset_, dtype_);
   return contiguous().view(shape);
 }
 
@@ -319,7 +335,9 @@ Tensor Tensor::squeeze(int64_t axis) const {
   return select(axis, 0);
 }
 
-Tensor Tensor::contiguous() const { return is_contiguous() ? *this : clone(); }
+Tensor Tensor::contiguous() const {
+  return is_contiguous() ? *this : clone();
+}
 
 Tensor Tensor::clone() const {
   Tensor out = empty(shape_, dtype_, device());
@@ -359,7 +377,9 @@ void Tensor::copy_(const Tensor& src) const {
   ops::copy_same_device(*this, staged);
 }
 
-void Tensor::fill_(double value) const { ops::fill(*this, value); }
+void Tensor::fill_(double value) const {
+  ops::fill(*this, value);
+}
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {

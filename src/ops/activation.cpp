@@ -32,7 +32,10 @@ Tensor run_unary(std::string_view op, cpu::Unary kind, const Tensor& x, const Te
   }
   Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
   static const std::vector<Implementation<UnaryCall>> table = {
-      {"cpu", "cpu tensors", [](const UnaryCall& c) { return on_cpu({&c.x, &c.dy}); },
+      {"cpu", "cpu tensors",
+       [](const UnaryCall& c) {
+         return on_cpu({&c.x, &c.dy});
+       },
        [](const UnaryCall& c) {
          if (c.dy.defined()) {
            cpu::unary_backward(c.kind, c.x, c.dy, c.out);
@@ -49,8 +52,8 @@ cpu::Unary gelu_kind(GeluApproximation approximation) {
   return approximation == GeluApproximation::tanh ? cpu::Unary::gelu_tanh : cpu::Unary::gelu_erf;
 }
 
-void run_swiglu(std::string_view op, const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& out0,
-                const Tensor& out1) {
+void run_swiglu(std::string_view op, const Tensor& gate, const Tensor& up, const Tensor& dy,
+                const Tensor& out0, const Tensor& out1) {
   check_floating(op, "gate", gate);
   check_floating(op, "up", up);
   check_shape(op, "up", up, gate.shape());
@@ -58,7 +61,10 @@ void run_swiglu(std::string_view op, const Tensor& gate, const Tensor& up, const
   check_same_device(op, {{"gate", &gate}, {"up", &up}, {"dy", &dy}});
   if (dy.defined()) check_shape(op, "dy", dy, gate.shape());
   static const std::vector<Implementation<SwigluCall>> table = {
-      {"cpu", "cpu tensors", [](const SwigluCall& c) { return on_cpu({&c.gate, &c.up, &c.dy}); },
+      {"cpu", "cpu tensors",
+       [](const SwigluCall& c) {
+         return on_cpu({&c.gate, &c.up, &c.dy});
+       },
        [](const SwigluCall& c) {
          if (c.dy.defined()) {
            cpu::swiglu_backward(c.gate, c.up, c.dy, c.out0, c.out1);
@@ -72,7 +78,9 @@ void run_swiglu(std::string_view op, const Tensor& gate, const Tensor& up, const
 
 }  // namespace
 
-Tensor silu(const Tensor& x) { return run_unary("silu", cpu::Unary::silu, x, Tensor()); }
+Tensor silu(const Tensor& x) {
+  return run_unary("silu", cpu::Unary::silu, x, Tensor());
+}
 Tensor silu_backward(const Tensor& x, const Tensor& dy) {
   check_defined("silu_backward", "dy", dy);
   return run_unary("silu_backward", cpu::Unary::silu, x, dy);

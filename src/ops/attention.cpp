@@ -54,17 +54,23 @@ void check_qkv(std::string_view op, const Tensor& q, const Tensor& k, const Tens
     fail(op, "scale must be finite (or NaN for 1/sqrt(head_dim)), got {}", options.scale);
 }
 
-DType lse_dtype(const Tensor& q) { return q.dtype() == DType::f64 ? DType::f64 : DType::f32; }
+DType lse_dtype(const Tensor& q) {
+  return q.dtype() == DType::f64 ? DType::f64 : DType::f32;
+}
 
 }  // namespace
 
-AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options) {
+AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                          const AttentionOptions& options) {
   constexpr std::string_view op = "attention";
   check_qkv(op, q, k, v, options);
   AttentionResult result{Tensor::empty(q.shape(), q.dtype(), q.device()),
                          Tensor::empty({q.size(0), q.size(1), q.size(2)}, lse_dtype(q), q.device())};
   static const std::vector<Implementation<AttentionCall>> table = {
-      {"cpu", "cpu tensors", [](const AttentionCall& c) { return on_cpu({&c.q, &c.k, &c.v}); },
+      {"cpu", "cpu tensors",
+       [](const AttentionCall& c) {
+         return on_cpu({&c.q, &c.k, &c.v});
+       },
        [](const AttentionCall& c) { cpu::attention(c.q, c.k, c.v, c.options, c.out, c.lse); }},
   };
   dispatch(op, table, AttentionCall{q, k, v, options, result.out, result.lse},
@@ -88,7 +94,9 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
                        Tensor::empty(v.shape(), v.dtype(), v.device())};
   static const std::vector<Implementation<AttentionBackwardCall>> table = {
       {"cpu", "cpu tensors",
-       [](const AttentionBackwardCall& c) { return on_cpu({&c.q, &c.k, &c.v, &c.out, &c.lse, &c.dout}); },
+       [](const AttentionBackwardCall& c) {
+         return on_cpu({&c.q, &c.k, &c.v, &c.out, &c.lse, &c.dout});
+       },
        [](const AttentionBackwardCall& c) {
          cpu::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
        }},

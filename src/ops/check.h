@@ -33,7 +33,8 @@ inline void check_rank(std::string_view op, std::string_view name, const Tensor&
 }
 
 inline void check_shape(std::string_view op, std::string_view name, const Tensor& t, const Shape& shape) {
-  if (t.shape() != shape) fail(op, "argument '{}' must have shape {}, got {}", name, shape_str(shape), t.str());
+  if (t.shape() != shape)
+    fail(op, "argument '{}' must have shape {}, got {}", name, shape_str(shape), t.str());
 }
 
 // All defined tensors in the list share the device of the first; those marked share its dtype too.
@@ -44,8 +45,8 @@ inline void check_same_device(std::string_view op, std::initializer_list<NamedTe
     if (first == nullptr) {
       first = &entry;
     } else if (entry.second->device() != first->second->device()) {
-      fail(op, "arguments '{}' ({}) and '{}' ({}) are on different devices", first->first, first->second->str(),
-           entry.first, entry.second->str());
+      fail(op, "arguments '{}' ({}) and '{}' ({}) are on different devices", first->first,
+           first->second->str(), entry.first, entry.second->str());
     }
   }
 }
@@ -57,8 +58,8 @@ inline void check_same_dtype(std::string_view op, std::initializer_list<NamedTen
     if (first == nullptr) {
       first = &entry;
     } else if (entry.second->dtype() != first->second->dtype()) {
-      fail(op, "arguments '{}' ({}) and '{}' ({}) must have the same dtype", first->first, first->second->str(),
-           entry.first, entry.second->str());
+      fail(op, "arguments '{}' ({}) and '{}' ({}) must have the same dtype", first->first,
+           first->second->str(), entry.first, entry.second->str());
     }
   }
 }

@@ -25,7 +25,10 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
   check_shape("copy", "src", src, dst.shape());
   check_same_device("copy", {{"dst", &dst}, {"src", &src}});
   static const std::vector<Implementation<CopyCall>> table = {
-      {"cpu", "cpu tensors", [](const CopyCall& c) { return on_cpu({&c.dst, &c.src}); },
+      {"cpu", "cpu tensors",
+       [](const CopyCall& c) {
+         return on_cpu({&c.dst, &c.src});
+       },
        [](const CopyCall& c) { cpu::copy(c.dst, c.src); }},
   };
   dispatch("copy", table, CopyCall{dst, src}, describe({{"dst", &dst}, {"src", &src}}));

@@ -1,5 +1,5 @@
-// The one visible selection point for every op: an ordered table of implementations, each with the condition it
-// needs; the first whose condition holds runs. WICK_IMPL_<OP>=<name> (e.g. WICK_IMPL_SOFTMAX=cpu) forces a
+// The one visible selection point for every op: an ordered table of implementations, each with the condition
+// it needs; the first whose condition holds runs. WICK_IMPL_<OP>=<name> (e.g. WICK_IMPL_SOFTMAX=cpu) forces a
 // named implementation; a forced one that cannot run the call is an error, never a silent fallback.
 #pragma once
 
@@ -16,8 +16,8 @@ namespace wick::ops {
 template <typename Call>
 struct Implementation {
   std::string_view name;
-  std::string_view needs;                 // the condition in words, for error messages
-  bool (*applies)(const Call& call);      // the condition
+  std::string_view needs;             // the condition in words, for error messages
+  bool (*applies)(const Call& call);  // the condition
   void (*run)(const Call& call);
 };
 
@@ -36,8 +36,8 @@ void dispatch(std::string_view op, const std::vector<Implementation<Call>>& tabl
     for (const auto& impl : table) {
       if (impl.name != forced) continue;
       if (!impl.applies(call))
-        fail(op, "forced implementation '{}' cannot run this call ({}): it needs {}", forced, call_description,
-             impl.needs);
+        fail(op, "forced implementation '{}' cannot run this call ({}): it needs {}", forced,
+             call_description, impl.needs);
       impl.run(call);
       return;
     }

@@ -32,7 +32,10 @@ Tensor run_binary(std::string_view op, cpu::Binary kind, const Tensor& a, const 
   check_same_device(op, {{"a", &a}, {"b", &b}});
   Tensor out = Tensor::empty(broadcast_shapes(op, a.shape(), b.shape()), a.dtype(), a.device());
   static const std::vector<Implementation<BinaryCall>> table = {
-      {"cpu", "cpu tensors", [](const BinaryCall& c) { return on_cpu({&c.a, &c.b}); },
+      {"cpu", "cpu tensors",
+       [](const BinaryCall& c) {
+         return on_cpu({&c.a, &c.b});
+       },
        [](const BinaryCall& c) { cpu::binary(c.kind, c.a, c.b, c.out); }},
   };
   dispatch(op, table, BinaryCall{kind, a, b, out}, describe({{"a", &a}, {"b", &b}}));
@@ -41,10 +44,18 @@ Tensor run_binary(std::string_view op, cpu::Binary kind, const Tensor& a, const 
 
 }  // namespace
 
-Tensor add(const Tensor& a, const Tensor& b) { return run_binary("add", cpu::Binary::add, a, b); }
-Tensor sub(const Tensor& a, const Tensor& b) { return run_binary("sub", cpu::Binary::sub, a, b); }
-Tensor mul(const Tensor& a, const Tensor& b) { return run_binary("mul", cpu::Binary::mul, a, b); }
-Tensor div(const Tensor& a, const Tensor& b) { return run_binary("div", cpu::Binary::div, a, b); }
+Tensor add(const Tensor& a, const Tensor& b) {
+  return run_binary("add", cpu::Binary::add, a, b);
+}
+Tensor sub(const Tensor& a, const Tensor& b) {
+  return run_binary("sub", cpu::Binary::sub, a, b);
+}
+Tensor mul(const Tensor& a, const Tensor& b) {
+  return run_binary("mul", cpu::Binary::mul, a, b);
+}
+Tensor div(const Tensor& a, const Tensor& b) {
+  return run_binary("div", cpu::Binary::div, a, b);
+}
 
 Tensor scale(const Tensor& x, double factor) {
   check_floating("scale", "x", x);
@@ -61,7 +72,8 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
   constexpr std::string_view op = "sum_to_shape";
   check_floating(op, "x", x);
   if (broadcast_shapes(op, shape, x.shape()) != x.shape())
-    fail(op, "shape {} does not broadcast to x={}, so x cannot be summed down to it", shape_str(shape), x.str());
+    fail(op, "shape {} does not broadcast to x={}, so x cannot be summed down to it", shape_str(shape),
+         x.str());
   Tensor out = Tensor::empty(shape, x.dtype() == DType::f64 ? DType::f64 : DType::f32, x.device());
   static const std::vector<Implementation<SumToShapeCall>> table = {
       {"cpu", "a cpu tensor", [](const SumToShapeCall& c) { return on_cpu({&c.x}); },

@@ -31,7 +31,10 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   shape.push_back(weight.size(1));
   Tensor out = Tensor::empty(shape, weight.dtype(), weight.device());
   static const std::vector<Implementation<EmbeddingCall>> table = {
-      {"cpu", "cpu tensors", [](const EmbeddingCall& c) { return on_cpu({&c.weight, &c.ids}); },
+      {"cpu", "cpu tensors",
+       [](const EmbeddingCall& c) {
+         return on_cpu({&c.weight, &c.ids});
+       },
        [](const EmbeddingCall& c) { cpu::embedding(c.weight, c.ids, c.out); }},
   };
   dispatch(op, table, EmbeddingCall{weight, ids, out}, describe({{"weight", &weight}, {"ids", &ids}}));
@@ -46,10 +49,13 @@ Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) {
   if (dy.dim() != ids.dim() + 1 || Shape(dy.shape().begin(), dy.shape().end() - 1) != ids.shape())
     fail(op, "dy must have shape ids.shape + [dim] = {} + [dim], got {}", shape_str(ids.shape()), dy.str());
   if (vocab <= 0) fail(op, "vocab must be > 0, got {}", vocab);
-  Tensor dweight = Tensor::empty({vocab, dy.size(-1)}, dy.dtype() == DType::f64 ? DType::f64 : DType::f32,
-                                 dy.device());
+  Tensor dweight =
+      Tensor::empty({vocab, dy.size(-1)}, dy.dtype() == DType::f64 ? DType::f64 : DType::f32, dy.device());
   static const std::vector<Implementation<EmbeddingBackwardCall>> table = {
-      {"cpu", "cpu tensors", [](const EmbeddingBackwardCall& c) { return on_cpu({&c.ids, &c.dy}); },
+      {"cpu", "cpu tensors",
+       [](const EmbeddingBackwardCall& c) {
+         return on_cpu({&c.ids, &c.dy});
+       },
        [](const EmbeddingBackwardCall& c) { cpu::embedding_backward(c.ids, c.dy, c.dweight); }},
   };
   dispatch(op, table, EmbeddingBackwardCall{ids, dy, dweight}, describe({{"ids", &ids}, {"dy", &dy}}));

@@ -16,7 +16,10 @@ struct GemmCall {
 
 const std::vector<Implementation<GemmCall>>& gemm_table() {
   static const std::vector<Implementation<GemmCall>> table = {
-      {"openblas", "cpu tensors", [](const GemmCall& g) { return on_cpu({&g.a, &g.b, &g.c}); },
+      {"openblas", "cpu tensors",
+       [](const GemmCall& g) {
+         return on_cpu({&g.a, &g.b, &g.c});
+       },
        [](const GemmCall& g) { cpu::gemm(g.a, g.b, g.c, g.options); }},
   };
   return table;
@@ -38,14 +41,16 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& 
   const int64_t kb = options.transpose_b ? b.size(-1) : b.size(-2);
   const int64_t n = options.transpose_b ? b.size(-2) : b.size(-1);
   if (k != kb)
-    fail(op, "inner dimensions differ: op(a) is {}×{} and op(b) is {}×{} (a={}{}, b={}{})", m, k, kb, n, a.str(),
-         options.transpose_a ? " transposed" : "", b.str(), options.transpose_b ? " transposed" : "");
+    fail(op, "inner dimensions differ: op(a) is {}×{} and op(b) is {}×{} (a={}{}, b={}{})", m, k, kb, n,
+         a.str(), options.transpose_a ? " transposed" : "", b.str(),
+         options.transpose_b ? " transposed" : "");
   Shape expected = broadcast_shapes(op, Shape(a.shape().begin(), a.shape().end() - 2),
                                     Shape(b.shape().begin(), b.shape().end() - 2));
   expected.push_back(m);
   expected.push_back(n);
   if (c.shape() != expected)
-    fail(op, "c must have shape {} for a={} and b={}, got {}", shape_str(expected), a.str(), b.str(), c.str());
+    fail(op, "c must have shape {} for a={} and b={}, got {}", shape_str(expected), a.str(), b.str(),
+         c.str());
   if (options.allow_tf32 && a.dtype() != DType::f32)
     fail(op, "allow_tf32 applies to f32 operands only, got {}", a.str());
   dispatch(op, gemm_table(), GemmCall{a, b, c, options}, describe({{"a", &a}, {"b", &b}, {"c", &c}}));
@@ -54,7 +59,8 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& 
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   check_floating("matmul", "a", a);
   check_floating("matmul", "b", b);
-  if (a.dim() < 2 || b.dim() < 2) fail("matmul", "operands must have rank >= 2, got a={}, b={}", a.str(), b.str());
+  if (a.dim() < 2 || b.dim() < 2)
+    fail("matmul", "operands must have rank >= 2, got a={}, b={}", a.str(), b.str());
   Shape shape = broadcast_shapes("matmul", Shape(a.shape().begin(), a.shape().end() - 2),
                                  Shape(b.shape().begin(), b.shape().end() - 2));
   shape.push_back(transpose_a ? a.size(-1) : a.size(-2));

@@ -24,7 +24,9 @@ void check_args(std::string_view op, const Tensor& logits, const Tensor& targets
   if (logits.size(1) == 0) fail(op, "logits need at least one class, got {}", logits.str());
 }
 
-bool cpu_call(const CrossEntropyCall& c) { return on_cpu({&c.logits, &c.targets}); }
+bool cpu_call(const CrossEntropyCall& c) {
+  return on_cpu({&c.logits, &c.targets});
+}
 
 }  // namespace
 
@@ -41,7 +43,8 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
   return loss;
 }
 
-Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad) {
+Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
+                              double grad) {
   constexpr std::string_view op = "cross_entropy_backward";
   check_args(op, logits, targets);
   Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());

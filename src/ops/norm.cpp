@@ -42,7 +42,8 @@ struct LayerNormBackwardCall {
   const Tensor& dbias;
 };
 
-void check_norm_args(std::string_view op, const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+void check_norm_args(std::string_view op, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                     double eps) {
   check_floating(op, "x", x);
   if (x.dim() == 0) fail(op, "x must have rank >= 1, got {}", x.str());
   if (!(eps >= 0)) fail(op, "eps must be >= 0, got {}", eps);
@@ -54,7 +55,9 @@ void check_norm_args(std::string_view op, const Tensor& x, const Tensor& weight,
   check_same_device(op, {{"x", &x}, {"weight", &weight}, {"bias", &bias}});
 }
 
-DType accumulate_dtype(const Tensor& x) { return x.dtype() == DType::f64 ? DType::f64 : DType::f32; }
+DType accumulate_dtype(const Tensor& x) {
+  return x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+}
 
 }  // namespace
 
@@ -64,7 +67,10 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   check_norm_args(op, x, weight, Tensor(), eps);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   static const std::vector<Implementation<RmsNormCall>> table = {
-      {"cpu", "cpu tensors", [](const RmsNormCall& c) { return on_cpu({&c.x, &c.weight}); },
+      {"cpu", "cpu tensors",
+       [](const RmsNormCall& c) {
+         return on_cpu({&c.x, &c.weight});
+       },
        [](const RmsNormCall& c) { cpu::rms_norm(c.x, c.weight, c.eps, c.y); }},
   };
   dispatch(op, table, RmsNormCall{x, weight, eps, y}, describe({{"x", &x}, {"weight", &weight}}));
@@ -88,8 +94,13 @@ RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tens
   RmsNormGrads grads{Tensor::empty(x.shape(), x.dtype(), x.device()),
                      Tensor::empty(weight.shape(), accumulate_dtype(x), x.device())};
   static const std::vector<Implementation<RmsNormBackwardCall>> table = {
-      {"cpu", "cpu tensors", [](const RmsNormBackwardCall& c) { return on_cpu({&c.x, &c.weight, &c.dy}); },
-       [](const RmsNormBackwardCall& c) { cpu::rms_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight); }},
+      {"cpu", "cpu tensors",
+       [](const RmsNormBackwardCall& c) {
+         return on_cpu({&c.x, &c.weight, &c.dy});
+       },
+       [](const RmsNormBackwardCall& c) {
+         cpu::rms_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight);
+       }},
   };
   dispatch(op, table, RmsNormBackwardCall{x, weight, dy, eps, grads.dx, grads.dweight},
            describe({{"x", &x}, {"weight", &weight}, {"dy", &dy}}));
@@ -101,15 +112,18 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
   check_norm_args(op, x, weight, bias, eps);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   static const std::vector<Implementation<LayerNormCall>> table = {
-      {"cpu", "cpu tensors", [](const LayerNormCall& c) { return on_cpu({&c.x, &c.weight, &c.bias}); },
+      {"cpu", "cpu tensors",
+       [](const LayerNormCall& c) {
+         return on_cpu({&c.x, &c.weight, &c.bias});
+       },
        [](const LayerNormCall& c) { cpu::layer_norm(c.x, c.weight, c.bias, c.eps, c.y); }},
   };
   dispatch(op, table, LayerNormCall{x, weight, bias, eps, y}, describe({{"x", &x}, {"weight", &weight}}));
   return y;
 }
 
-LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& dy,
-                                   double eps) {
+LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   const Tensor& dy, double eps) {
   constexpr std::string_view op = "layer_norm_backward";
   check_norm_args(op, x, weight, bias, eps);
   check_floating(op, "dy", dy);
@@ -120,7 +134,10 @@ LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const 
   if (weight.defined()) grads.dweight = Tensor::empty(weight.shape(), accumulate_dtype(x), x.device());
   if (bias.defined()) grads.dbias = Tensor::empty(bias.shape(), accumulate_dtype(x), x.device());
   static const std::vector<Implementation<LayerNormBackwardCall>> table = {
-      {"cpu", "cpu tensors", [](const LayerNormBackwardCall& c) { return on_cpu({&c.x, &c.weight, &c.dy}); },
+      {"cpu", "cpu tensors",
+       [](const LayerNormBackwardCall& c) {
+         return on_cpu({&c.x, &c.weight, &c.dy});
+       },
        [](const LayerNormBackwardCall& c) {
          cpu::layer_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight, c.dbias);
        }},

@@ -34,7 +34,10 @@ Tensor run_rope(std::string_view op, const Tensor& x, const RopeOptions& options
   }
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   static const std::vector<Implementation<RopeCall>> table = {
-      {"cpu", "cpu tensors", [](const RopeCall& c) { return on_cpu({&c.x, &c.options.positions}); },
+      {"cpu", "cpu tensors",
+       [](const RopeCall& c) {
+         return on_cpu({&c.x, &c.options.positions});
+       },
        [](const RopeCall& c) { cpu::rope(c.x, c.options, c.inverse, c.y); }},
   };
   dispatch(op, table, RopeCall{x, options, inverse, y}, x.str());
@@ -43,7 +46,9 @@ Tensor run_rope(std::string_view op, const Tensor& x, const RopeOptions& options
 
 }  // namespace
 
-Tensor rope(const Tensor& x, const RopeOptions& options) { return run_rope("rope", x, options, false); }
+Tensor rope(const Tensor& x, const RopeOptions& options) {
+  return run_rope("rope", x, options, false);
+}
 Tensor rope_backward(const Tensor& dy, const RopeOptions& options) {
   return run_rope("rope_backward", dy, options, true);
 }

@@ -38,7 +38,10 @@ Tensor run_softmax(std::string_view op, const Tensor& x, int64_t axis, const Sof
   }
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   static const std::vector<Implementation<SoftmaxCall>> table = {
-      {"cpu", "cpu tensors", [](const SoftmaxCall& c) { return on_cpu({&c.x, &c.mask.lengths}); },
+      {"cpu", "cpu tensors",
+       [](const SoftmaxCall& c) {
+         return on_cpu({&c.x, &c.mask.lengths});
+       },
        [](const SoftmaxCall& c) { cpu::softmax(c.x, c.y, c.axis, c.mask, c.log); }},
   };
   dispatch(op, table, SoftmaxCall{x, y, axis, mask, log}, x.str());
@@ -55,7 +58,10 @@ Tensor run_backward(std::string_view op, const Tensor& y, const Tensor& dy, int6
   axis = normalize_axis(op, axis, y.dim());
   Tensor dx = Tensor::empty(y.shape(), y.dtype(), y.device());
   static const std::vector<Implementation<SoftmaxBackwardCall>> table = {
-      {"cpu", "cpu tensors", [](const SoftmaxBackwardCall& c) { return on_cpu({&c.y, &c.dy}); },
+      {"cpu", "cpu tensors",
+       [](const SoftmaxBackwardCall& c) {
+         return on_cpu({&c.y, &c.dy});
+       },
        [](const SoftmaxBackwardCall& c) { cpu::softmax_backward(c.y, c.dy, c.dx, c.axis, c.log); }},
   };
   dispatch(op, table, SoftmaxBackwardCall{y, dy, dx, axis, log}, describe({{"y", &y}, {"dy", &dy}}));
@@ -68,7 +74,9 @@ Tensor softmax(const Tensor& x, int64_t axis, const SoftmaxMask& mask) {
   return run_softmax("softmax", x, axis, mask, false);
 }
 
-Tensor log_softmax(const Tensor& x, int64_t axis) { return run_softmax("log_softmax", x, axis, {}, true); }
+Tensor log_softmax(const Tensor& x, int64_t axis) {
+  return run_softmax("log_softmax", x, axis, {}, true);
+}
 
 Tensor softmax_backward(const Tensor& y, const Tensor& dy, int64_t axis) {
   return run_backward("softmax_backward", y, dy, axis, false);

@@ -25,8 +25,8 @@ inline Tensor randn(Generator& gen, const Shape& shape, DType dtype = DType::f32
   return rand_normal(shape, gen, 0.0, std, dtype);
 }
 
-// The same values laid out non-contiguously: stored transposed in its last two axes (or with a stride-2 gap for
-// rank 1), then viewed back, so the logical values are unchanged but the strides are not row-major.
+// The same values laid out non-contiguously: stored transposed in its last two axes (or with a stride-2 gap
+// for rank 1), then viewed back, so the logical values are unchanged but the strides are not row-major.
 inline Tensor non_contiguous(const Tensor& t) {
   if (t.dim() >= 2) {
     Tensor stored = t.transpose(-1, -2).contiguous();
@@ -42,9 +42,13 @@ inline Tensor non_contiguous(const Tensor& t) {
 }
 
 // Fills a tensor with NaN so any element a kernel fails to write shows up.
-inline void poison(const Tensor& t) { t.fill_(std::nan("")); }
+inline void poison(const Tensor& t) {
+  t.fill_(std::nan(""));
+}
 
-inline std::vector<double> values(const Tensor& t) { return t.to_vector<double>(); }
+inline std::vector<double> values(const Tensor& t) {
+  return t.to_vector<double>();
+}
 
 // Relative L2 error of `actual` against the double `expected` values.
 inline double rel_error(const Tensor& actual, const std::vector<double>& expected) {
@@ -61,10 +65,14 @@ inline double rel_error(const Tensor& actual, const std::vector<double>& expecte
 // Tolerance on the relative L2 error for a result computed from inputs of `dtype`.
 inline double tolerance(DType dtype) {
   switch (dtype) {
-    case DType::f64: return 1e-12;
-    case DType::f32: return 1e-5;
-    case DType::bf16: return 1e-2;
-    default: return 3e-3;  // f16
+    case DType::f64:
+      return 1e-12;
+    case DType::f32:
+      return 1e-5;
+    case DType::bf16:
+      return 1e-2;
+    default:
+      return 3e-3;  // f16
   }
 }
 
@@ -76,7 +84,8 @@ inline void expect_error(const std::function<void()>& body, const std::vector<st
   } catch (const Error& e) {
     const std::string message = e.what();
     for (const auto& fragment : fragments)
-      EXPECT_NE(message.find(fragment), std::string::npos) << "message: " << message << "\nmissing: " << fragment;
+      EXPECT_NE(message.find(fragment), std::string::npos)
+          << "message: " << message << "\nmissing: " << fragment;
   }
 }
 

@@ -10,7 +10,8 @@ enum class GeluApproximation { none, tanh };
 Tensor silu(const Tensor& x);
 Tensor silu_backward(const Tensor& x, const Tensor& dy);
 Tensor gelu(const Tensor& x, GeluApproximation approximation = GeluApproximation::none);
-Tensor gelu_backward(const Tensor& x, const Tensor& dy, GeluApproximation approximation = GeluApproximation::none);
+Tensor gelu_backward(const Tensor& x, const Tensor& dy,
+                     GeluApproximation approximation = GeluApproximation::none);
 
 // swiglu(gate, up) = silu(gate) · up, elementwise; gate and up share shape and dtype.
 Tensor swiglu(const Tensor& gate, const Tensor& up);

@@ -20,11 +20,13 @@ struct AttentionOptions {
 
 struct AttentionResult {
   Tensor out;  // [batch, q_heads, q_len, head_dim], q's dtype
-  Tensor lse;  // [batch, q_heads, q_len] f32 (f64 for f64): log-sum-exp of the scaled scores, for the backward
+  Tensor
+      lse;  // [batch, q_heads, q_len] f32 (f64 for f64): log-sum-exp of the scaled scores, for the backward
 };
 
 // q: [batch, q_heads, q_len, head_dim]; k, v: [batch, kv_heads, kv_len, head_dim]; q_heads % kv_heads == 0.
-AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v, const AttentionOptions& options = {});
+AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
+                          const AttentionOptions& options = {});
 
 struct AttentionGrads {
   Tensor dq;
@@ -32,6 +34,7 @@ struct AttentionGrads {
   Tensor dv;
 };
 AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                                  const Tensor& lse, const Tensor& dout, const AttentionOptions& options = {});
+                                  const Tensor& lse, const Tensor& dout,
+                                  const AttentionOptions& options = {});
 
 }  // namespace wick::ops

@@ -1,4 +1,5 @@
-// Elementwise arithmetic with numpy broadcasting, and the reduction that undoes a broadcast in backward passes.
+// Elementwise arithmetic with numpy broadcasting, and the reduction that undoes a broadcast in backward
+// passes.
 #pragma once
 
 #include "wick/tensor.h"

@@ -15,8 +15,9 @@ struct GemmOptions {
 };
 
 // A: [..., M, K] ([..., K, M] when transposed), B: [..., K, N] ([..., N, K] when transposed), C: [..., M, N].
-// Leading (batch) axes of A and B broadcast against each other and must equal C's. A and B share a float dtype;
-// C may be any float dtype (accumulation is in f32, or f64 for f64 inputs). With beta == 0, C is only written.
+// Leading (batch) axes of A and B broadcast against each other and must equal C's. A and B share a float
+// dtype; C may be any float dtype (accumulation is in f32, or f64 for f64 inputs). With beta == 0, C is only
+// written.
 void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& options = {});
 
 // Allocates C with A's dtype: matmul(a, b) = op(a)·op(b).

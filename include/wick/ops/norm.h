@@ -29,7 +29,7 @@ struct LayerNormGrads {
   Tensor dweight;  // undefined when weight is
   Tensor dbias;    // undefined when bias is
 };
-LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& dy,
-                                   double eps);
+LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   const Tensor& dy, double eps);
 
 }  // namespace wick::ops

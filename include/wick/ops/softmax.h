@@ -8,7 +8,8 @@ namespace wick::ops {
 // Masks for the last axis of [..., rows, cols] scores. A masked element gets probability 0; a row with every
 // element masked is all zeros (not NaN).
 struct SoftmaxMask {
-  // Masks column j of row i when j > i + causal_offset (queries at the end of the key range: offset = cols - rows).
+  // Masks column j of row i when j > i + causal_offset (queries at the end of the key range: offset = cols -
+  // rows).
   bool causal = false;
   int64_t causal_offset = 0;
   // Optional i32/i64 [x.size(0)]: in batch b (first axis), columns j >= lengths[b] are masked.

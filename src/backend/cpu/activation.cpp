@@ -18,8 +18,10 @@ T sigmoid(T x) {
 template <typename T>
 T forward(Unary kind, T x) {
   switch (kind) {
-    case Unary::silu: return x * sigmoid(x);
-    case Unary::gelu_erf: return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
+    case Unary::silu:
+      return x * sigmoid(x);
+    case Unary::gelu_erf:
+      return T(0.5) * x * (T(1) + std::erf(x * T(M_SQRT1_2)));
     case Unary::gelu_tanh: {
       const T k = T(M_2_SQRTPI * M_SQRT1_2);  // sqrt(2/pi)
       return T(0.5) * x * (T(1) + std::tanh(k * (x + T(0.044715) * x * x * x)));

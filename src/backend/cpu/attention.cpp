@@ -20,8 +20,13 @@ struct Geometry {
   std::vector<int64_t> kv_lengths;
 
   Geometry(const Tensor& q, const Tensor& k, const ops::AttentionOptions& options)
-      : batch(q.size(0)), q_heads(q.size(1)), kv_heads(k.size(1)), q_len(q.size(2)), kv_len(k.size(2)),
-        head_dim(q.size(3)), group(q_heads / kv_heads),
+      : batch(q.size(0)),
+        q_heads(q.size(1)),
+        kv_heads(k.size(1)),
+        q_len(q.size(2)),
+        kv_len(k.size(2)),
+        head_dim(q.size(3)),
+        group(q_heads / kv_heads),
         query_offset(options.query_offset >= 0 ? options.query_offset : kv_len - q_len),
         scale(std::isnan(options.scale) ? 1.0 / std::sqrt(static_cast<double>(q.size(3))) : options.scale),
         causal(options.causal) {
@@ -40,25 +45,26 @@ struct Geometry {
 // Turns scaled scores [q_len, kv_len] into probabilities in place, writing each row's log-sum-exp.
 template <typename T>
 void masked_softmax(const Geometry& g, int64_t b, T* scores, T* lse) {
-  parallel_for(g.q_len, std::max<int64_t>(1, 8192 / std::max<int64_t>(g.kv_len, 1)), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) {
-      T* row = scores + i * g.kv_len;
-      const int64_t n = g.visible(b, i);
-      if (n == 0) {
-        for (int64_t j = 0; j < g.kv_len; ++j) row[j] = T(0);
-        lse[i] = -std::numeric_limits<T>::infinity();
-        continue;
-      }
-      T max = -std::numeric_limits<T>::infinity();
-      for (int64_t j = 0; j < n; ++j) max = std::max(max, row[j]);
-      T sum = 0;
-      for (int64_t j = 0; j < n; ++j) sum += std::exp(row[j] - max);
-      const T log_sum = max + std::log(sum);
-      for (int64_t j = 0; j < n; ++j) row[j] = std::exp(row[j] - log_sum);
-      for (int64_t j = n; j < g.kv_len; ++j) row[j] = T(0);
-      lse[i] = log_sum;
-    }
-  });
+  parallel_for(g.q_len, std::max<int64_t>(1, 8192 / std::max<int64_t>(g.kv_len, 1)),
+               [&](int64_t begin, int64_t end) {
+                 for (int64_t i = begin; i < end; ++i) {
+                   T* row = scores + i * g.kv_len;
+                   const int64_t n = g.visible(b, i);
+                   if (n == 0) {
+                     for (int64_t j = 0; j < g.kv_len; ++j) row[j] = T(0);
+                     lse[i] = -std::numeric_limits<T>::infinity();
+                     continue;
+                   }
+                   T max = -std::numeric_limits<T>::infinity();
+                   for (int64_t j = 0; j < n; ++j) max = std::max(max, row[j]);
+                   T sum = 0;
+                   for (int64_t j = 0; j < n; ++j) sum += std::exp(row[j] - max);
+                   const T log_sum = max + std::log(sum);
+                   for (int64_t j = 0; j < n; ++j) row[j] = std::exp(row[j] - log_sum);
+                   for (int64_t j = n; j < g.kv_len; ++j) row[j] = T(0);
+                   lse[i] = log_sum;
+                 }
+               });
 }
 
 template <typename T>
@@ -73,8 +79,9 @@ void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const op
   for (int64_t b = 0; b < g.batch; ++b) {
     for (int64_t h = 0; h < g.q_heads; ++h) {
       const int64_t bh = b * g.q_heads + h, bkv = b * g.kv_heads + h / g.group;
-      blas_gemm<T>(false, true, g.q_len, g.kv_len, g.head_dim, static_cast<T>(g.scale), qd.data<T>() + bh * q_block,
-                   g.head_dim, kd.data<T>() + bkv * kv_block, g.head_dim, T(0), scores.data(), g.kv_len);
+      blas_gemm<T>(false, true, g.q_len, g.kv_len, g.head_dim, static_cast<T>(g.scale),
+                   qd.data<T>() + bh * q_block, g.head_dim, kd.data<T>() + bkv * kv_block, g.head_dim, T(0),
+                   scores.data(), g.kv_len);
       masked_softmax<T>(g, b, scores.data(), l.data() + bh * g.q_len);
       blas_gemm<T>(false, false, g.q_len, g.head_dim, g.kv_len, T(1), scores.data(), g.kv_len,
                    vd.data<T>() + bkv * kv_block, g.head_dim, T(0), o.data() + bh * q_block, g.head_dim);
@@ -108,8 +115,8 @@ void attention_backward_typed(const Tensor& q, const Tensor& k, const Tensor& v,
       const T* gh = gd.data<T>() + bh * q_block;
       const T* lh = ld.data<T>() + bh * g.q_len;
       // P = exp(scale·Q·Kᵀ − lse) on visible keys.
-      blas_gemm<T>(false, true, g.q_len, g.kv_len, g.head_dim, scale, qh, g.head_dim, kh, g.head_dim, T(0), p.data(),
-                   g.kv_len);
+      blas_gemm<T>(false, true, g.q_len, g.kv_len, g.head_dim, scale, qh, g.head_dim, kh, g.head_dim, T(0),
+                   p.data(), g.kv_len);
       for (int64_t i = 0; i < g.q_len; ++i) {
         const int64_t n = g.visible(b, i);
         T* row = p.data() + i * g.kv_len;
@@ -121,15 +128,15 @@ void attention_backward_typed(const Tensor& q, const Tensor& k, const Tensor& v,
       // dV += Pᵀ·dO;  dP = dO·Vᵀ;  dS = P ∘ (dP − rowsum(dO ∘ O));  dQ = scale·dS·K;  dK += scale·dSᵀ·Q.
       blas_gemm<T>(true, false, g.kv_len, g.head_dim, g.q_len, T(1), p.data(), g.kv_len, gh, g.head_dim, T(1),
                    dv_out.data() + bkv * kv_block, g.head_dim);
-      blas_gemm<T>(false, true, g.q_len, g.kv_len, g.head_dim, T(1), gh, g.head_dim, vh, g.head_dim, T(0), dp.data(),
-                   g.kv_len);
+      blas_gemm<T>(false, true, g.q_len, g.kv_len, g.head_dim, T(1), gh, g.head_dim, vh, g.head_dim, T(0),
+                   dp.data(), g.kv_len);
       for (int64_t i = 0; i < g.q_len; ++i)
         for (int64_t j = 0; j < g.kv_len; ++j)
           dp[i * g.kv_len + j] = p[i * g.kv_len + j] * (dp[i * g.kv_len + j] - row_dot[i]);
-      blas_gemm<T>(false, false, g.q_len, g.head_dim, g.kv_len, scale, dp.data(), g.kv_len, kh, g.head_dim, T(0),
-                   dq_out.data() + bh * q_block, g.head_dim);
-      blas_gemm<T>(true, false, g.kv_len, g.head_dim, g.q_len, scale, dp.data(), g.kv_len, qh, g.head_dim, T(1),
-                   dk_out.data() + bkv * kv_block, g.head_dim);
+      blas_gemm<T>(false, false, g.q_len, g.head_dim, g.kv_len, scale, dp.data(), g.kv_len, kh, g.head_dim,
+                   T(0), dq_out.data() + bh * q_block, g.head_dim);
+      blas_gemm<T>(true, false, g.kv_len, g.head_dim, g.q_len, scale, dp.data(), g.kv_len, qh, g.head_dim,
+                   T(1), dk_out.data() + bkv * kv_block, g.head_dim);
     }
   }
   dq_out.commit();
@@ -144,9 +151,9 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v, const ops::Att
   with_compute_type(q.dtype(), [&](auto tag) { attention_typed<decltype(tag)>(q, k, v, options, out, lse); });
 }
 
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                        const Tensor& dout, const ops::AttentionOptions& options, const Tensor& dq,
-                        const Tensor& dk, const Tensor& dv) {
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const Tensor& dout, const ops::AttentionOptions& options,
+                        const Tensor& dq, const Tensor& dk, const Tensor& dv) {
   with_compute_type(q.dtype(), [&](auto tag) {
     attention_backward_typed<decltype(tag)>(q, k, v, out, lse, dout, options, dq, dk, dv);
   });

@@ -46,6 +46,8 @@ class OutputBuffer {
 };
 
 // Index values as int64 regardless of their stored type.
-inline Tensor dense_indices(const Tensor& ids) { return dense<int64_t>(ids); }
+inline Tensor dense_indices(const Tensor& ids) {
+  return dense<int64_t>(ids);
+}
 
 }  // namespace wick::cpu

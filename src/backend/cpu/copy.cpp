@@ -25,14 +25,21 @@ To convert(From value) {
 template <typename F>
 void with_type(DType dtype, F&& body) {
   switch (dtype) {
-    case DType::f32: return body(float{});
-    case DType::f64: return body(double{});
-    case DType::f16: return body(f16{});
-    case DType::bf16: return body(bf16{});
-    case DType::i32: return body(int32_t{});
-    case DType::i64: return body(int64_t{});
+    case DType::f32:
+      return body(float{});
+    case DType::f64:
+      return body(double{});
+    case DType::f16:
+      return body(f16{});
+    case DType::bf16:
+      return body(bf16{});
+    case DType::i32:
+      return body(int32_t{});
+    case DType::i64:
+      return body(int64_t{});
     case DType::u8:
-    case DType::boolean: return body(uint8_t{});
+    case DType::boolean:
+      return body(uint8_t{});
   }
 }
 
@@ -54,7 +61,8 @@ void copy(const Tensor& dst, const Tensor& src) {
       const int64_t out_step = shape.empty() ? 1 : dst.strides().back();
       const int64_t in_step = shape.empty() ? 1 : src.strides().back();
       const int64_t rows = row_count(shape);
-      const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(1, shape.empty() ? 1 : shape.back()));
+      const int64_t grain =
+          std::max<int64_t>(1, 32768 / std::max<int64_t>(1, shape.empty() ? 1 : shape.back()));
       parallel_for(rows, grain, [&](int64_t begin, int64_t end) {
         for_each_row<2>(shape, {&dst.strides(), &src.strides()}, begin, end,
                         [&](const std::array<int64_t, 2>& at, int64_t inner) {

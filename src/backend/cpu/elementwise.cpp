@@ -10,10 +10,14 @@ namespace {
 template <typename T>
 T apply(Binary kind, T a, T b) {
   switch (kind) {
-    case Binary::add: return a + b;
-    case Binary::sub: return a - b;
-    case Binary::mul: return a * b;
-    case Binary::div: return a / b;
+    case Binary::add:
+      return a + b;
+    case Binary::sub:
+      return a - b;
+    case Binary::mul:
+      return a * b;
+    case Binary::div:
+      return a / b;
   }
   return a;
 }

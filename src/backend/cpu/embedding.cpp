@@ -10,8 +10,8 @@ namespace {
 
 void check_id(std::string_view op, int64_t id, int64_t position, int64_t vocab) {
   if (id < 0 || id >= vocab)
-    fail(op, "id {} at position {} is out of range for a vocabulary of {} (expected 0..{})", id, position, vocab,
-         vocab - 1);
+    fail(op, "id {} at position {} is out of range for a vocabulary of {} (expected 0..{})", id, position,
+         vocab, vocab - 1);
 }
 
 }  // namespace
@@ -26,7 +26,8 @@ void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) {
   char* dst = static_cast<char*>(out.data_ptr());  // freshly allocated, dense
   const size_t row_bytes = static_cast<size_t>(dim) * dtype_size(weight.dtype());
   parallel_for(n, std::max<int64_t>(1, 8192 / std::max<int64_t>(dim, 1)), [&](int64_t begin, int64_t end) {
-    for (int64_t i = begin; i < end; ++i) std::memcpy(dst + i * row_bytes, src + id[i] * row_bytes, row_bytes);
+    for (int64_t i = begin; i < end; ++i)
+      std::memcpy(dst + i * row_bytes, src + id[i] * row_bytes, row_bytes);
   });
 }
 

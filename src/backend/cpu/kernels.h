@@ -1,5 +1,5 @@
-// CPU kernels. Callers (the op front-ends) have validated shapes, dtypes and devices and allocated the outputs;
-// kernels compute in f32 (f32/f16/bf16 data) or f64 (f64 data) and write every output element.
+// CPU kernels. Callers (the op front-ends) have validated shapes, dtypes and devices and allocated the
+// outputs; kernels compute in f32 (f32/f16/bf16 data) or f64 (f64 data) and write every output element.
 #pragma once
 
 #include "wick/ops.h"
@@ -19,8 +19,8 @@ void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y
 void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
                        const Tensor& dweight);
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y);
-void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
-                         const Tensor& dweight, const Tensor& dbias);
+void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
+                         const Tensor& dx, const Tensor& dweight, const Tensor& dbias);
 
 void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const Tensor& y);
 
@@ -45,9 +45,9 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
 
 void attention(const Tensor& q, const Tensor& k, const Tensor& v, const ops::AttentionOptions& options,
                const Tensor& out, const Tensor& lse);
-void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
-                        const Tensor& dout, const ops::AttentionOptions& options, const Tensor& dq,
-                        const Tensor& dk, const Tensor& dv);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const Tensor& dout, const ops::AttentionOptions& options,
+                        const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
 void argmax(const Tensor& x, const Tensor& indices);
 void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);

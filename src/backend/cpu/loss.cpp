@@ -47,7 +47,8 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_i
     std::vector<double> per_row(static_cast<size_t>(rows), 0.0);
     parallel_for(rows, std::max<int64_t>(1, 16384 / classes), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r)
-        if (ids[r] != ignore_index) per_row[r] = log_sum_exp(x + r * classes, classes) - x[r * classes + ids[r]];
+        if (ids[r] != ignore_index)
+          per_row[r] = log_sum_exp(x + r * classes, classes) - x[r * classes + ids[r]];
     });
     double total = 0;
     for (double v : per_row) total += v;

@@ -28,6 +28,8 @@ MemoryBackend& cpu_memory() {
   return memory;
 }
 
-MemoryBackend& memory_backend(DeviceType type) { return type == DeviceType::cpu ? cpu_memory() : cuda_memory(); }
+MemoryBackend& memory_backend(DeviceType type) {
+  return type == DeviceType::cpu ? cpu_memory() : cuda_memory();
+}
 
 }  // namespace wick::backend

@@ -10,7 +10,9 @@
 namespace wick::cpu {
 namespace {
 
-int64_t grain_for(int64_t cols) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1)); }
+int64_t grain_for(int64_t cols) {
+  return std::max<int64_t>(1, 16384 / std::max<int64_t>(cols, 1));
+}
 
 template <typename T>
 void rms_norm_typed(const Tensor& x, const Tensor& weight, double eps, const Tensor& y) {
@@ -35,8 +37,8 @@ void rms_norm_typed(const Tensor& x, const Tensor& weight, double eps, const Ten
 }
 
 template <typename T>
-void rms_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
-                             const Tensor& dweight) {
+void rms_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
+                             const Tensor& dx, const Tensor& dweight) {
   const Tensor xd = dense<T>(x);
   const Tensor wd = dense<T>(weight);
   const Tensor gd = dense<T>(dy);
@@ -76,7 +78,8 @@ void rms_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tensor
 }
 
 template <typename T>
-void layer_norm_typed(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y) {
+void layer_norm_typed(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps,
+                      const Tensor& y) {
   const Tensor xd = dense<T>(x);
   const Tensor wd = weight.defined() ? dense<T>(weight) : Tensor();
   const Tensor bd = bias.defined() ? dense<T>(bias) : Tensor();
@@ -155,7 +158,8 @@ void layer_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tens
     parallel_for(cols, 64, [&](int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) dws[j] = 0;
       for (int64_t r = 0; r < rows; ++r)
-        for (int64_t j = begin; j < end; ++j) dws[j] += g[r * cols + j] * (xs[r * cols + j] - means[r]) * rstds[r];
+        for (int64_t j = begin; j < end; ++j)
+          dws[j] += g[r * cols + j] * (xs[r * cols + j] - means[r]) * rstds[r];
     });
     dw.commit();
   }
@@ -179,16 +183,16 @@ void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y
 
 void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
                        const Tensor& dweight) {
-  with_compute_type(x.dtype(),
-                    [&](auto tag) { rms_norm_backward_typed<decltype(tag)>(x, weight, dy, eps, dx, dweight); });
+  with_compute_type(
+      x.dtype(), [&](auto tag) { rms_norm_backward_typed<decltype(tag)>(x, weight, dy, eps, dx, dweight); });
 }
 
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y) {
   with_compute_type(x.dtype(), [&](auto tag) { layer_norm_typed<decltype(tag)>(x, weight, bias, eps, y); });
 }
 
-void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
-                         const Tensor& dweight, const Tensor& dbias) {
+void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
+                         const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
   with_compute_type(x.dtype(), [&](auto tag) {
     layer_norm_backward_typed<decltype(tag)>(x, weight, dy, eps, dx, dweight, dbias);
   });

@@ -22,7 +22,8 @@ void rope_typed(const Tensor& x, const ops::RopeOptions& options, bool inverse, 
   const bool per_batch = options.positions.defined() && options.positions.dim() == 2;
   std::vector<T> inv_freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i)
-    inv_freq[i] = T(1) / std::pow(static_cast<T>(options.theta), static_cast<T>(2 * i) / static_cast<T>(rotary));
+    inv_freq[i] =
+        T(1) / std::pow(static_cast<T>(options.theta), static_cast<T>(2 * i) / static_cast<T>(rotary));
   const T sign = inverse ? T(-1) : T(1);
   const T* src = xd.data<T>();
   T* dst = out.data();

@@ -9,9 +9,9 @@
 
 namespace wick::cpu {
 
-// Calls body(offsets, inner) for rows [row_begin, row_end) of `shape`, where a row is one run of the last axis,
-// offsets[k] is operand k's element offset at the row start and inner = shape.back(). A rank-0 shape is one row
-// of one element.
+// Calls body(offsets, inner) for rows [row_begin, row_end) of `shape`, where a row is one run of the last
+// axis, offsets[k] is operand k's element offset at the row start and inner = shape.back(). A rank-0 shape is
+// one row of one element.
 template <size_t N, typename Body>
 void for_each_row(const Shape& shape, const std::array<const Shape*, N>& strides, int64_t row_begin,
                   int64_t row_end, Body&& body) {

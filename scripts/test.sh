@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it:
+#   1. release build (CUDA code compiled too when a CUDA compiler is present) and every test (GPU tests skip
+#      cleanly without a GPU);
+#   2. the CPU suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
+#   3. install, then build and run a consumer project through find_package(wick);
+#   4. the formatting check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -x /usr/local/cuda/bin/nvcc ]] && export PATH="/usr/local/cuda/bin:$PATH"
+jobs=$(nproc)
+
+echo "== release build and tests"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DWICK_CUDA=AUTO
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+echo "== sanitizer build (ASan + UBSan) and CPU tests"
+cmake -S . -B build-sanitize -G Ninja -DCMAKE_BUILD_TYPE=Debug -DWICK_CUDA=OFF -DWICK_SANITIZE=ON
+cmake --build build-sanitize -j "$jobs"
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
+  ctest --test-dir build-sanitize --output-on-failure -j "$jobs" -L cpu
+
+echo "== install and find_package(wick) from a consumer project"
+prefix=$(mktemp -d)
+cmake --install build --prefix "$prefix" >/dev/null
+cmake -S tests/consumer -B build-consumer -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
+cmake --build build-consumer
+./build-consumer/consumer
+"$prefix/bin/wick" info
+
+echo "== formatting"
+git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format --dry-run -Werror
+
+echo "== all test stages passed"
