@@ -3,9 +3,8 @@
 
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
-
-#include <fmt/format.h>
 
 namespace wick {
 
@@ -16,10 +15,24 @@ class Error : public std::runtime_error {
   explicit Error(const std::string& message) : std::runtime_error(message) {}
 };
 
+// Throws Error("[where] message").
+[[noreturn]] void raise(std::string_view where, std::string_view message);
+
+}  // namespace wick
+
+// CUDA translation units build messages with std::string: nvcc's front end cannot compile fmt's compile-time
+// format checks.
+#ifndef __CUDACC__
+#include <fmt/format.h>
+#include <fmt/ranges.h>
+
+namespace wick {
+
 // Throws Error("[where] message"), message formatted with fmt.
 template <typename... Args>
 [[noreturn]] void fail(std::string_view where, fmt::format_string<Args...> format, Args&&... args) {
-  throw Error(fmt::format("[{}] {}", where, fmt::format(format, std::forward<Args>(args)...)));
+  raise(where, fmt::format(format, std::forward<Args>(args)...));
 }
 
 }  // namespace wick
+#endif

@@ -2,16 +2,18 @@
 #include <cstring>
 
 #include "backend/memory.h"
+#include "wick/cuda.h"
 #include "wick/error.h"
 
 namespace wick::backend {
-namespace {
 
 [[noreturn]] void not_built() {
   fail("cuda",
        "this build of wick has no CUDA support (configure with -DWICK_CUDA=ON on a machine with the CUDA "
        "toolkit); use the cpu device");
 }
+
+namespace {
 
 class CudaUnavailable final : public MemoryBackend {
  public:
@@ -40,3 +42,54 @@ bool cuda_built() {
   return false;
 }
 }  // namespace wick
+
+namespace wick::cuda {
+
+MemoryStats memory_stats(int) {
+  backend::not_built();
+}
+void reset_peak_memory(int) {
+  backend::not_built();
+}
+void* current_stream(int) {
+  backend::not_built();
+}
+Stream::Stream(int device) : device_(device) {
+  backend::not_built();
+}
+Stream::~Stream() = default;
+void Stream::synchronize() const {
+  backend::not_built();
+}
+StreamGuard::StreamGuard(const Stream& stream) : device_(stream.device()), previous_(nullptr) {
+  backend::not_built();
+}
+StreamGuard::~StreamGuard() = default;
+Event::Event(int device) : device_(device) {
+  backend::not_built();
+}
+Event::~Event() = default;
+void Event::record() {
+  backend::not_built();
+}
+void Event::synchronize() const {
+  backend::not_built();
+}
+float Event::elapsed_ms_since(const Event&) const {
+  backend::not_built();
+}
+Graph::Graph(int device) : device_(device) {
+  backend::not_built();
+}
+Graph::~Graph() = default;
+void Graph::begin() {
+  backend::not_built();
+}
+void Graph::end() {
+  backend::not_built();
+}
+void Graph::replay() {
+  backend::not_built();
+}
+
+}  // namespace wick::cuda

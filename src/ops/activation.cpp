@@ -1,6 +1,9 @@
 #include "wick/ops/activation.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -43,6 +46,19 @@ Tensor run_unary(std::string_view op, cpu::Unary kind, const Tensor& x, const Te
            cpu::unary(c.kind, c.x, c.out);
          }
        }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const UnaryCall& c) {
+         return on_cuda({&c.x, &c.dy});
+       },
+       [](const UnaryCall& c) {
+         if (c.dy.defined()) {
+           cuda::unary_backward(c.kind, c.x, c.dy, c.out);
+         } else {
+           cuda::unary(c.kind, c.x, c.out);
+         }
+       }},
+#endif
   };
   dispatch(op, table, UnaryCall{kind, x, dy, out}, x.str());
   return out;
@@ -72,6 +88,19 @@ void run_swiglu(std::string_view op, const Tensor& gate, const Tensor& up, const
            cpu::swiglu(c.gate, c.up, c.out0);
          }
        }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const SwigluCall& c) {
+         return on_cuda({&c.gate, &c.up, &c.dy});
+       },
+       [](const SwigluCall& c) {
+         if (c.dy.defined()) {
+           cuda::swiglu_backward(c.gate, c.up, c.dy, c.out0, c.out1);
+         } else {
+           cuda::swiglu(c.gate, c.up, c.out0);
+         }
+       }},
+#endif
   };
   dispatch(op, table, SwigluCall{gate, up, dy, out0, out1}, describe({{"gate", &gate}, {"up", &up}}));
 }

@@ -3,6 +3,9 @@
 #include <cmath>
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -72,6 +75,13 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
          return on_cpu({&c.q, &c.k, &c.v});
        },
        [](const AttentionCall& c) { cpu::attention(c.q, c.k, c.v, c.options, c.out, c.lse); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const AttentionCall& c) {
+         return on_cuda({&c.q, &c.k, &c.v});
+       },
+       [](const AttentionCall& c) { cuda::attention(c.q, c.k, c.v, c.options, c.out, c.lse); }},
+#endif
   };
   dispatch(op, table, AttentionCall{q, k, v, options, result.out, result.lse},
            describe({{"q", &q}, {"k", &k}, {"v", &v}}));
@@ -100,6 +110,15 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
        [](const AttentionBackwardCall& c) {
          cpu::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
        }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const AttentionBackwardCall& c) {
+         return on_cuda({&c.q, &c.k, &c.v, &c.out, &c.lse, &c.dout});
+       },
+       [](const AttentionBackwardCall& c) {
+         cuda::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
+       }},
+#endif
   };
   dispatch(op, table, AttentionBackwardCall{q, k, v, out, lse, dout, options, grads.dq, grads.dk, grads.dv},
            describe({{"q", &q}, {"k", &k}, {"v", &v}}));

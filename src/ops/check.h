@@ -2,6 +2,8 @@
 #pragma once
 
 #include <initializer_list>
+#include <optional>
+#include <vector>
 #include <string>
 #include <utility>
 
@@ -26,6 +28,19 @@ inline void check_index_dtype(std::string_view op, std::string_view name, const 
   check_defined(op, name, t);
   if (t.dtype() != DType::i32 && t.dtype() != DType::i64)
     fail(op, "argument '{}' must hold indices (i32 or i64), got {}", name, t.str());
+}
+
+// Checks every index is in [0, limit) or equals `ignored` (when given). Reads the indices to the host, which
+// waits for a CUDA device: indices are small and normally come from the host.
+inline void check_index_range(std::string_view op, std::string_view name, const Tensor& ids, int64_t limit,
+                              std::optional<int64_t> ignored = std::nullopt) {
+  const std::vector<int64_t> values = ids.to_vector<int64_t>();
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (ignored && values[i] == *ignored) continue;
+    if (values[i] < 0 || values[i] >= limit)
+      fail(op, "{} {} at position {} is out of range (expected 0..{}{})", name, values[i], i, limit - 1,
+           ignored ? fmt::format(" or the ignore index {}", *ignored) : "");
+  }
 }
 
 inline void check_rank(std::string_view op, std::string_view name, const Tensor& t, int64_t rank) {
@@ -76,6 +91,12 @@ inline std::string describe(std::initializer_list<NamedTensor> tensors) {
 inline bool on_cpu(std::initializer_list<const Tensor*> tensors) {
   for (const Tensor* t : tensors)
     if (t->defined() && !t->device().is_cpu()) return false;
+  return true;
+}
+
+inline bool on_cuda(std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    if (t->defined() && !t->device().is_cuda()) return false;
   return true;
 }
 

@@ -1,6 +1,9 @@
 #include "ops/copy.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -30,6 +33,13 @@ void copy_same_device(const Tensor& dst, const Tensor& src) {
          return on_cpu({&c.dst, &c.src});
        },
        [](const CopyCall& c) { cpu::copy(c.dst, c.src); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const CopyCall& c) {
+         return on_cuda({&c.dst, &c.src});
+       },
+       [](const CopyCall& c) { cuda::copy(c.dst, c.src); }},
+#endif
   };
   dispatch("copy", table, CopyCall{dst, src}, describe({{"dst", &dst}, {"src", &src}}));
 }
@@ -39,6 +49,10 @@ void fill(const Tensor& dst, double value) {
   static const std::vector<Implementation<FillCall>> table = {
       {"cpu", "a cpu tensor", [](const FillCall& c) { return on_cpu({&c.dst}); },
        [](const FillCall& c) { cpu::fill(c.dst, c.value); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "a cuda tensor", [](const FillCall& c) { return on_cuda({&c.dst}); },
+       [](const FillCall& c) { cuda::fill(c.dst, c.value); }},
+#endif
   };
   dispatch("fill", table, FillCall{dst, value}, dst.str());
 }

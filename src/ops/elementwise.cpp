@@ -1,6 +1,9 @@
 #include "wick/ops/elementwise.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -37,6 +40,13 @@ Tensor run_binary(std::string_view op, cpu::Binary kind, const Tensor& a, const 
          return on_cpu({&c.a, &c.b});
        },
        [](const BinaryCall& c) { cpu::binary(c.kind, c.a, c.b, c.out); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const BinaryCall& c) {
+         return on_cuda({&c.a, &c.b});
+       },
+       [](const BinaryCall& c) { cuda::binary(c.kind, c.a, c.b, c.out); }},
+#endif
   };
   dispatch(op, table, BinaryCall{kind, a, b, out}, describe({{"a", &a}, {"b", &b}}));
   return out;
@@ -63,6 +73,10 @@ Tensor scale(const Tensor& x, double factor) {
   static const std::vector<Implementation<ScaleCall>> table = {
       {"cpu", "a cpu tensor", [](const ScaleCall& c) { return on_cpu({&c.x}); },
        [](const ScaleCall& c) { cpu::scale(c.x, c.factor, c.out); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "a cuda tensor", [](const ScaleCall& c) { return on_cuda({&c.x}); },
+       [](const ScaleCall& c) { cuda::scale(c.x, c.factor, c.out); }},
+#endif
   };
   dispatch("scale", table, ScaleCall{x, factor, out}, x.str());
   return out;
@@ -78,6 +92,10 @@ Tensor sum_to_shape(const Tensor& x, const Shape& shape) {
   static const std::vector<Implementation<SumToShapeCall>> table = {
       {"cpu", "a cpu tensor", [](const SumToShapeCall& c) { return on_cpu({&c.x}); },
        [](const SumToShapeCall& c) { cpu::sum_to_shape(c.x, c.out); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "a cuda tensor", [](const SumToShapeCall& c) { return on_cuda({&c.x}); },
+       [](const SumToShapeCall& c) { cuda::sum_to_shape(c.x, c.out); }},
+#endif
   };
   dispatch(op, table, SumToShapeCall{x, out}, x.str());
   return out;

@@ -1,6 +1,9 @@
 #include "wick/ops/gemm.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -21,6 +24,13 @@ const std::vector<Implementation<GemmCall>>& gemm_table() {
          return on_cpu({&g.a, &g.b, &g.c});
        },
        [](const GemmCall& g) { cpu::gemm(g.a, g.b, g.c, g.options); }},
+#ifdef WICK_WITH_CUDA
+      {"cublaslt", "cuda tensors",
+       [](const GemmCall& g) {
+         return on_cuda({&g.a, &g.b, &g.c});
+       },
+       [](const GemmCall& g) { cuda::gemm(g.a, g.b, g.c, g.options); }},
+#endif
   };
   return table;
 }

@@ -1,6 +1,9 @@
 #include "wick/ops/loss.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -24,19 +27,29 @@ void check_args(std::string_view op, const Tensor& logits, const Tensor& targets
   if (logits.size(1) == 0) fail(op, "logits need at least one class, got {}", logits.str());
 }
 
-bool cpu_call(const CrossEntropyCall& c) {
-  return on_cpu({&c.logits, &c.targets});
+void check_targets(std::string_view op, const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
+  check_args(op, logits, targets);
+  check_index_range(op, "target", targets, logits.size(1), ignore_index);
 }
+
+bool cpu_call(const CrossEntropyCall& c) { return on_cpu({&c.logits, &c.targets}); }
+#ifdef WICK_WITH_CUDA
+bool cuda_call(const CrossEntropyCall& c) { return on_cuda({&c.logits, &c.targets}); }
+#endif
 
 }  // namespace
 
 Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index) {
   constexpr std::string_view op = "cross_entropy";
-  check_args(op, logits, targets);
+  check_targets(op, logits, targets, ignore_index);
   Tensor loss = Tensor::empty({}, logits.dtype() == DType::f64 ? DType::f64 : DType::f32, logits.device());
   static const std::vector<Implementation<CrossEntropyCall>> table = {
       {"cpu", "cpu tensors", cpu_call,
        [](const CrossEntropyCall& c) { cpu::cross_entropy(c.logits, c.targets, c.ignore_index, c.out); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors", cuda_call,
+       [](const CrossEntropyCall& c) { cuda::cross_entropy(c.logits, c.targets, c.ignore_index, c.out); }},
+#endif
   };
   dispatch(op, table, CrossEntropyCall{logits, targets, ignore_index, 1.0, loss},
            describe({{"logits", &logits}, {"targets", &targets}}));
@@ -46,13 +59,19 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index,
                               double grad) {
   constexpr std::string_view op = "cross_entropy_backward";
-  check_args(op, logits, targets);
+  check_targets(op, logits, targets, ignore_index);
   Tensor dlogits = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
   static const std::vector<Implementation<CrossEntropyCall>> table = {
       {"cpu", "cpu tensors", cpu_call,
        [](const CrossEntropyCall& c) {
          cpu::cross_entropy_backward(c.logits, c.targets, c.ignore_index, c.grad, c.out);
        }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors", cuda_call,
+       [](const CrossEntropyCall& c) {
+         cuda::cross_entropy_backward(c.logits, c.targets, c.ignore_index, c.grad, c.out);
+       }},
+#endif
   };
   dispatch(op, table, CrossEntropyCall{logits, targets, ignore_index, grad, dlogits},
            describe({{"logits", &logits}, {"targets", &targets}}));

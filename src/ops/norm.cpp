@@ -1,6 +1,9 @@
 #include "wick/ops/norm.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 #include "wick/ops/elementwise.h"
@@ -13,6 +16,15 @@ struct RmsNormCall {
   const Tensor& weight;
   double eps;
   const Tensor& y;
+};
+
+struct RmsNormResidualCall {
+  const Tensor& x;
+  const Tensor& residual;
+  const Tensor& weight;
+  double eps;
+  const Tensor& y;
+  const Tensor& sum;
 };
 
 struct RmsNormBackwardCall {
@@ -72,16 +84,48 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
          return on_cpu({&c.x, &c.weight});
        },
        [](const RmsNormCall& c) { cpu::rms_norm(c.x, c.weight, c.eps, c.y); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const RmsNormCall& c) {
+         return on_cuda({&c.x, &c.weight});
+       },
+       [](const RmsNormCall& c) { cuda::rms_norm(c.x, c.weight, c.eps, c.y); }},
+#endif
   };
   dispatch(op, table, RmsNormCall{x, weight, eps, y}, describe({{"x", &x}, {"weight", &weight}}));
   return y;
 }
 
 RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps) {
-  check_defined("rms_norm_residual", "residual", residual);
-  check_shape("rms_norm_residual", "residual", residual, x.shape());
-  Tensor sum = add(x, residual);
-  return {rms_norm(sum, weight, eps), sum};
+  constexpr std::string_view op = "rms_norm_residual";
+  check_defined(op, "weight", weight);
+  check_norm_args(op, x, weight, Tensor(), eps);
+  check_floating(op, "residual", residual);
+  check_shape(op, "residual", residual, x.shape());
+  check_same_dtype(op, {{"x", &x}, {"residual", &residual}});
+  check_same_device(op, {{"x", &x}, {"residual", &residual}});
+  RmsNormResidual result{Tensor::empty(x.shape(), x.dtype(), x.device()),
+                         Tensor::empty(x.shape(), x.dtype(), x.device())};
+  static const std::vector<Implementation<RmsNormResidualCall>> table = {
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const RmsNormResidualCall& c) {
+         return on_cuda({&c.x, &c.residual, &c.weight});
+       },
+       [](const RmsNormResidualCall& c) {
+         cuda::rms_norm_residual(c.x, c.residual, c.weight, c.eps, c.y, c.sum);
+       }},
+#endif
+      {"composed", "nothing (add, then rms_norm, on any device)",
+       [](const RmsNormResidualCall&) { return true; },
+       [](const RmsNormResidualCall& c) {
+         c.sum.copy_(add(c.x, c.residual));
+         c.y.copy_(rms_norm(c.sum, c.weight, c.eps));
+       }},
+  };
+  dispatch(op, table, RmsNormResidualCall{x, residual, weight, eps, result.y, result.sum},
+           describe({{"x", &x}, {"residual", &residual}, {"weight", &weight}}));
+  return result;
 }
 
 RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps) {
@@ -101,6 +145,15 @@ RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tens
        [](const RmsNormBackwardCall& c) {
          cpu::rms_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight);
        }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const RmsNormBackwardCall& c) {
+         return on_cuda({&c.x, &c.weight, &c.dy});
+       },
+       [](const RmsNormBackwardCall& c) {
+         cuda::rms_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight);
+       }},
+#endif
   };
   dispatch(op, table, RmsNormBackwardCall{x, weight, dy, eps, grads.dx, grads.dweight},
            describe({{"x", &x}, {"weight", &weight}, {"dy", &dy}}));
@@ -117,6 +170,13 @@ Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, dou
          return on_cpu({&c.x, &c.weight, &c.bias});
        },
        [](const LayerNormCall& c) { cpu::layer_norm(c.x, c.weight, c.bias, c.eps, c.y); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const LayerNormCall& c) {
+         return on_cuda({&c.x, &c.weight, &c.bias});
+       },
+       [](const LayerNormCall& c) { cuda::layer_norm(c.x, c.weight, c.bias, c.eps, c.y); }},
+#endif
   };
   dispatch(op, table, LayerNormCall{x, weight, bias, eps, y}, describe({{"x", &x}, {"weight", &weight}}));
   return y;
@@ -141,6 +201,15 @@ LayerNormGrads layer_norm_backward(const Tensor& x, const Tensor& weight, const 
        [](const LayerNormBackwardCall& c) {
          cpu::layer_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight, c.dbias);
        }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const LayerNormBackwardCall& c) {
+         return on_cuda({&c.x, &c.weight, &c.dy});
+       },
+       [](const LayerNormBackwardCall& c) {
+         cuda::layer_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight, c.dbias);
+       }},
+#endif
   };
   dispatch(op, table, LayerNormBackwardCall{x, weight, dy, eps, grads.dx, grads.dweight, grads.dbias},
            describe({{"x", &x}, {"weight", &weight}, {"dy", &dy}}));

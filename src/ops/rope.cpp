@@ -1,6 +1,9 @@
 #include "wick/ops/rope.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -39,6 +42,13 @@ Tensor run_rope(std::string_view op, const Tensor& x, const RopeOptions& options
          return on_cpu({&c.x, &c.options.positions});
        },
        [](const RopeCall& c) { cpu::rope(c.x, c.options, c.inverse, c.y); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const RopeCall& c) {
+         return on_cuda({&c.x, &c.options.positions});
+       },
+       [](const RopeCall& c) { cuda::rope(c.x, c.options, c.inverse, c.y); }},
+#endif
   };
   dispatch(op, table, RopeCall{x, options, inverse, y}, x.str());
   return y;

@@ -1,6 +1,9 @@
 #include "wick/ops/select.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -24,6 +27,10 @@ Tensor argmax(const Tensor& x) {
   static const std::vector<Implementation<SelectCall>> table = {
       {"cpu", "a cpu tensor", [](const SelectCall& c) { return on_cpu({&c.x}); },
        [](const SelectCall& c) { cpu::argmax(c.x, c.indices); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "a cuda tensor", [](const SelectCall& c) { return on_cuda({&c.x}); },
+       [](const SelectCall& c) { cuda::argmax(c.x, c.indices); }},
+#endif
   };
   dispatch(op, table, SelectCall{x, 1, Tensor(), indices}, x.str());
   return indices;
@@ -40,6 +47,10 @@ TopK topk(const Tensor& x, int64_t k) {
   static const std::vector<Implementation<SelectCall>> table = {
       {"cpu", "a cpu tensor", [](const SelectCall& c) { return on_cpu({&c.x}); },
        [](const SelectCall& c) { cpu::topk(c.x, c.k, c.values, c.indices); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "a cuda tensor", [](const SelectCall& c) { return on_cuda({&c.x}); },
+       [](const SelectCall& c) { cuda::topk(c.x, c.k, c.values, c.indices); }},
+#endif
   };
   dispatch(op, table, SelectCall{x, k, result.values, result.indices}, x.str());
   return result;

@@ -1,6 +1,9 @@
 #include "wick/ops/softmax.h"
 
 #include "backend/cpu/kernels.h"
+#ifdef WICK_WITH_CUDA
+#include "backend/cuda/kernels.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -30,6 +33,8 @@ Tensor run_softmax(std::string_view op, const Tensor& x, int64_t axis, const Sof
   if (mask.causal || mask.lengths.defined()) {
     if (axis != x.dim() - 1) fail(op, "masks apply to the last axis only, got axis {} of {}", axis, x.str());
     if (mask.causal && x.dim() < 2) fail(op, "a causal mask needs rows and columns, got {}", x.str());
+    if (mask.lengths.defined() && x.dim() < 2)
+      fail(op, "a length mask needs a batch axis and columns, got {}", x.str());
   }
   if (mask.lengths.defined()) {
     check_index_dtype(op, "mask.lengths", mask.lengths);
@@ -43,6 +48,16 @@ Tensor run_softmax(std::string_view op, const Tensor& x, int64_t axis, const Sof
          return on_cpu({&c.x, &c.mask.lengths});
        },
        [](const SoftmaxCall& c) { cpu::softmax(c.x, c.y, c.axis, c.mask, c.log); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const SoftmaxCall& c) {
+         return on_cuda({&c.x, &c.mask.lengths});
+       },
+       [](const SoftmaxCall& c) {  // the kernel works on the last axis: move the op's axis there
+         const int64_t last = c.x.dim() - 1;
+         cuda::softmax(c.x.transpose(c.axis, last), c.y.transpose(c.axis, last), c.mask, c.log);
+       }},
+#endif
   };
   dispatch(op, table, SoftmaxCall{x, y, axis, mask, log}, x.str());
   return y;
@@ -63,6 +78,17 @@ Tensor run_backward(std::string_view op, const Tensor& y, const Tensor& dy, int6
          return on_cpu({&c.y, &c.dy});
        },
        [](const SoftmaxBackwardCall& c) { cpu::softmax_backward(c.y, c.dy, c.dx, c.axis, c.log); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const SoftmaxBackwardCall& c) {
+         return on_cuda({&c.y, &c.dy});
+       },
+       [](const SoftmaxBackwardCall& c) {
+         const int64_t last = c.y.dim() - 1;
+         cuda::softmax_backward(c.y.transpose(c.axis, last), c.dy.transpose(c.axis, last),
+                                c.dx.transpose(c.axis, last), c.log);
+       }},
+#endif
   };
   dispatch(op, table, SoftmaxBackwardCall{y, dy, dx, axis, log}, describe({{"y", &y}, {"dy", &dy}}));
   return dx;

@@ -2,6 +2,7 @@
 // outputs; kernels compute in f32 (f32/f16/bf16 data) or f64 (f64 data) and write every output element.
 #pragma once
 
+#include "backend/kernel_kinds.h"
 #include "wick/ops.h"
 #include "wick/tensor.h"
 
@@ -24,14 +25,14 @@ void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy
 
 void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const Tensor& y);
 
-enum class Unary { silu, gelu_erf, gelu_tanh };
+using backend::Unary;
 void unary(Unary kind, const Tensor& x, const Tensor& y);
 void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor& dx);
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y);
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& dgate,
                      const Tensor& dup);
 
-enum class Binary { add, sub, mul, div };
+using backend::Binary;
 void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out);
 void scale(const Tensor& x, double factor, const Tensor& y);
 void sum_to_shape(const Tensor& x, const Tensor& out);

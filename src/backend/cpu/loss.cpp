@@ -10,27 +10,27 @@
 namespace wick::cpu {
 namespace {
 
+// A row's max and log Σ exp(row − max), kept apart: x − max − log_sum stays accurate for large logits, where
+// x − (max + log_sum) would lose log_sum's low bits to the rounding of max + log_sum.
 template <typename T>
-T log_sum_exp(const T* row, int64_t n) {
+struct LogSumExp {
+  T max, log_sum;
+};
+
+template <typename T>
+LogSumExp<T> log_sum_exp(const T* row, int64_t n) {
   T max = -std::numeric_limits<T>::infinity();
   for (int64_t j = 0; j < n; ++j) max = std::max(max, row[j]);
   T sum = 0;
   for (int64_t j = 0; j < n; ++j) sum += std::exp(row[j] - max);
-  return max + std::log(sum);
+  return {max, std::log(sum)};
 }
 
-// Target ids as int64, each checked against the class count unless ignored; returns how many count.
-std::vector<int64_t> checked_targets(std::string_view op, const Tensor& targets, int64_t classes,
-                                     int64_t ignore_index, int64_t& counted) {
+// Target ids as int64 (validated by the front-end) and how many are not ignored.
+std::vector<int64_t> target_ids(const Tensor& targets, int64_t ignore_index, int64_t& counted) {
   std::vector<int64_t> ids = targets.to_vector<int64_t>();
   counted = 0;
-  for (size_t i = 0; i < ids.size(); ++i) {
-    if (ids[i] == ignore_index) continue;
-    if (ids[i] < 0 || ids[i] >= classes)
-      fail(op, "target {} at row {} is out of range (expected 0..{} or the ignore index {})", ids[i], i,
-           classes - 1, ignore_index);
-    ++counted;
-  }
+  for (int64_t id : ids) counted += id != ignore_index;
   return ids;
 }
 
@@ -41,14 +41,16 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_i
     using T = decltype(tag);
     const int64_t rows = logits.size(0), classes = logits.size(1);
     int64_t counted = 0;
-    const auto ids = checked_targets("cross_entropy", targets, classes, ignore_index, counted);
+    const auto ids = target_ids(targets, ignore_index, counted);
     const Tensor ld = dense<T>(logits);
     const T* x = ld.data<T>();
     std::vector<double> per_row(static_cast<size_t>(rows), 0.0);
     parallel_for(rows, std::max<int64_t>(1, 16384 / classes), [&](int64_t begin, int64_t end) {
       for (int64_t r = begin; r < end; ++r)
-        if (ids[r] != ignore_index)
-          per_row[r] = log_sum_exp(x + r * classes, classes) - x[r * classes + ids[r]];
+        if (ids[r] != ignore_index) {
+          const auto lse = log_sum_exp(x + r * classes, classes);
+          per_row[r] = lse.log_sum - (x[r * classes + ids[r]] - lse.max);
+        }
     });
     double total = 0;
     for (double v : per_row) total += v;
@@ -63,7 +65,7 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
     using T = decltype(tag);
     const int64_t rows = logits.size(0), classes = logits.size(1);
     int64_t counted = 0;
-    const auto ids = checked_targets("cross_entropy_backward", targets, classes, ignore_index, counted);
+    const auto ids = target_ids(targets, ignore_index, counted);
     const Tensor ld = dense<T>(logits);
     OutputBuffer<T> out(dlogits);
     const T* x = ld.data<T>();
@@ -77,8 +79,8 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
           continue;
         }
         const T* xr = x + r * classes;
-        const T lse = log_sum_exp(xr, classes);
-        for (int64_t j = 0; j < classes; ++j) dr[j] = std::exp(xr[j] - lse) * factor;
+        const auto lse = log_sum_exp(xr, classes);
+        for (int64_t j = 0; j < classes; ++j) dr[j] = std::exp(xr[j] - lse.max - lse.log_sum) * factor;
         dr[ids[r]] -= factor;
       }
     });

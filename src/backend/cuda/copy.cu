@@ -1,0 +1,144 @@
+// Strided copy with dtype conversion, and fill. A dense same-dtype copy is one cudaMemcpyAsync; anything else
+// is one thread per element, decomposing the linear index over the shape (rank <= 8) to find both offsets.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace wick::cuda {
+namespace {
+
+constexpr int kMaxRank = 8;
+
+struct Layout {
+  int rank;
+  int64_t sizes[kMaxRank];
+  int64_t dst_strides[kMaxRank];
+  int64_t src_strides[kMaxRank];
+};
+
+template <typename To, typename From>
+__device__ __forceinline__ To convert(From v) {
+  if constexpr (std::is_same_v<To, From>) {
+    return v;
+  } else if constexpr (std::is_same_v<To, __half> || std::is_same_v<To, __nv_bfloat16>) {
+    if constexpr (std::is_same_v<From, double>) {
+      return from_float<To>(static_cast<float>(v));
+    } else {
+      return from_float<To>(to_float(v));
+    }
+  } else if constexpr (std::is_same_v<From, __half> || std::is_same_v<From, __nv_bfloat16>) {
+    return static_cast<To>(to_float(v));
+  } else {
+    return static_cast<To>(v);
+  }
+}
+
+template <typename To, typename From>
+__global__ void copy_kernel(To* dst, const From* src, Layout layout, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, d = 0, s = 0;
+    for (int axis = layout.rank - 1; axis >= 0; --axis) {
+      const int64_t index = rest % layout.sizes[axis];
+      rest /= layout.sizes[axis];
+      d += index * layout.dst_strides[axis];
+      s += index * layout.src_strides[axis];
+    }
+    dst[d] = convert<To>(src[s]);
+  }
+}
+
+template <typename T>
+__global__ void fill_kernel(T* dst, Layout layout, T value, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    int64_t rest = i, d = 0;
+    for (int axis = layout.rank - 1; axis >= 0; --axis) {
+      d += (rest % layout.sizes[axis]) * layout.dst_strides[axis];
+      rest /= layout.sizes[axis];
+    }
+    dst[d] = value;
+  }
+}
+
+template <typename F>
+void with_any_type(DType dtype, F&& body) {
+  switch (dtype) {
+    case DType::f32:
+      return body(float{});
+    case DType::f64:
+      return body(double{});
+    case DType::f16:
+      return body(__half{});
+    case DType::bf16:
+      return body(__nv_bfloat16{});
+    case DType::i32:
+      return body(int32_t{});
+    case DType::i64:
+      return body(int64_t{});
+    case DType::u8:
+    case DType::boolean:
+      return body(uint8_t{});
+  }
+}
+
+Layout make_layout(const Tensor& dst, const Tensor* src) {
+  if (dst.dim() > kMaxRank) raise("copy", "CUDA copy supports rank <= 8, got " + dst.str());
+  Layout layout{};
+  layout.rank = static_cast<int>(dst.dim());
+  for (int i = 0; i < layout.rank; ++i) {
+    layout.sizes[i] = dst.size(i);
+    layout.dst_strides[i] = dst.stride(i);
+    layout.src_strides[i] = src ? src->stride(i) : 0;
+  }
+  return layout;
+}
+
+int grid_for(int64_t n) {
+  return static_cast<int>(std::min<int64_t>(ceil_div(n, 256), 65536));
+}
+
+}  // namespace
+
+void copy(const Tensor& dst, const Tensor& src) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  DeviceGuard guard(dst.device().index);
+  if (dst.dtype() == src.dtype() && dst.is_contiguous() && src.is_contiguous()) {
+    check(cudaMemcpyAsync(dst.data_ptr(), src.data_ptr(), dst.nbytes(), cudaMemcpyDeviceToDevice,
+                          stream_of(dst)),
+          "copy", "cudaMemcpyAsync");
+    return;
+  }
+  const Layout layout = make_layout(dst, &src);
+  with_any_type(dst.dtype(), [&](auto to) {
+    with_any_type(src.dtype(), [&](auto from) {
+      using To = decltype(to);
+      using From = decltype(from);
+      copy_kernel<To, From>
+          <<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<To>(dst), ptr<const From>(src), layout, n);
+    });
+  });
+  check_launch("copy");
+}
+
+void fill(const Tensor& dst, double value) {
+  const int64_t n = dst.numel();
+  if (n == 0) return;
+  DeviceGuard guard(dst.device().index);
+  const Layout layout = make_layout(dst, nullptr);
+  with_any_type(dst.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    T v;
+    if constexpr (std::is_same_v<T, __half>) {
+      v = __float2half_rn(static_cast<float>(value));
+    } else if constexpr (std::is_same_v<T, __nv_bfloat16>) {
+      v = __float2bfloat16_rn(static_cast<float>(value));
+    } else {
+      v = static_cast<T>(value);
+    }
+    fill_kernel<T><<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<T>(dst), layout, v, n);
+  });
+  check_launch("fill");
+}
+
+}  // namespace wick::cuda

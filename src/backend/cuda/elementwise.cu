@@ -1,0 +1,256 @@
+// Elementwise kernels: activations (SiLU, GELU, SwiGLU) forward and backward on dense tensors, binary
+// arithmetic with broadcasting through per-operand strides (rank <= 8), scaling, and the sum that reverses a
+// broadcast (one thread per output element, summing the elements that were broadcast from it in a fixed
+// order).
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace wick::cuda {
+namespace {
+
+constexpr int kMaxRank = 8;
+
+struct Strides {
+  int64_t v[kMaxRank];
+};
+
+struct Broadcast {
+  int rank;
+  int64_t sizes[kMaxRank];
+  Strides a, b;
+};
+
+template <typename A>
+__device__ __forceinline__ A sigmoid(A x) {
+  return A(1) / (A(1) + exp(-x));
+}
+
+template <typename A>
+__device__ __forceinline__ A activation(Unary kind, A x) {
+  constexpr A k = A(0.7978845608028654);  // sqrt(2/pi)
+  switch (kind) {
+    case Unary::silu:
+      return x * sigmoid(x);
+    case Unary::gelu_erf:
+      return A(0.5) * x * (A(1) + erf(x * A(0.7071067811865476)));
+    case Unary::gelu_tanh:
+      return A(0.5) * x * (A(1) + tanh(k * (x + A(0.044715) * x * x * x)));
+  }
+  return x;
+}
+
+template <typename A>
+__device__ __forceinline__ A activation_derivative(Unary kind, A x) {
+  constexpr A k = A(0.7978845608028654);
+  switch (kind) {
+    case Unary::silu: {
+      const A s = sigmoid(x);
+      return s * (A(1) + x * (A(1) - s));
+    }
+    case Unary::gelu_erf:
+      return A(0.5) * (A(1) + erf(x * A(0.7071067811865476))) +
+             x * exp(A(-0.5) * x * x) * A(0.3989422804014327);
+    case Unary::gelu_tanh: {
+      const A t = tanh(k * (x + A(0.044715) * x * x * x));
+      return A(0.5) * (A(1) + t) + A(0.5) * x * (A(1) - t * t) * k * (A(1) + A(3 * 0.044715) * x * x);
+    }
+  }
+  return A(1);
+}
+
+#define WICK_GRID_STRIDE_LOOP(i, n)                                         \
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < (n); \
+       i += int64_t(gridDim.x) * blockDim.x)
+
+template <typename T, typename A>
+__global__ void unary_kernel(Unary kind, const T* x, const T* dy, T* out, int64_t n) {
+  WICK_GRID_STRIDE_LOOP(i, n) {
+    const A v = load_as<A>(x + i);
+    out[i] = store_as<T>(dy ? load_as<A>(dy + i) * activation_derivative(kind, v) : activation(kind, v));
+  }
+}
+
+template <typename T, typename A>
+__global__ void swiglu_kernel(const T* gate, const T* up, const T* dy, T* out0, T* out1, int64_t n) {
+  WICK_GRID_STRIDE_LOOP(i, n) {
+    const A g = load_as<A>(gate + i), u = load_as<A>(up + i);
+    if (dy) {
+      const A d = load_as<A>(dy + i);
+      out0[i] = store_as<T>(d * u * activation_derivative(Unary::silu, g));
+      out1[i] = store_as<T>(d * activation(Unary::silu, g));
+    } else {
+      out0[i] = store_as<T>(activation(Unary::silu, g) * u);
+    }
+  }
+}
+
+template <typename T, typename A>
+__global__ void binary_kernel(Binary kind, const T* a, const T* b, T* out, Broadcast layout, int64_t n) {
+  WICK_GRID_STRIDE_LOOP(i, n) {
+    int64_t rest = i, oa = 0, ob = 0;
+    for (int axis = layout.rank - 1; axis >= 0; --axis) {
+      const int64_t index = rest % layout.sizes[axis];
+      rest /= layout.sizes[axis];
+      oa += index * layout.a.v[axis];
+      ob += index * layout.b.v[axis];
+    }
+    const A x = load_as<A>(a + oa), y = load_as<A>(b + ob);
+    A r;
+    switch (kind) {
+      case Binary::add:
+        r = x + y;
+        break;
+      case Binary::sub:
+        r = x - y;
+        break;
+      case Binary::mul:
+        r = x * y;
+        break;
+      default:
+        r = x / y;
+        break;
+    }
+    out[i] = store_as<T>(r);
+  }
+}
+
+template <typename T, typename A>
+__global__ void scale_kernel(const T* x, T* y, A factor, int64_t n) {
+  WICK_GRID_STRIDE_LOOP(i, n) {
+    y[i] = store_as<T>(load_as<A>(x + i) * factor);
+  }
+}
+
+// Output element o sums x over the reduced axes: kept axes index from o, reduced axes from the loop counter.
+struct Reduction {
+  int rank;
+  int64_t x_strides[kMaxRank];
+  int64_t kept_sizes[kMaxRank];     // x sizes on kept axes, 1 on reduced ones
+  int64_t reduced_sizes[kMaxRank];  // x sizes on reduced axes, 1 on kept ones
+};
+
+template <typename T, typename A>
+__global__ void sum_to_shape_kernel(const T* x, A* out, Reduction r, int64_t outputs, int64_t per_output) {
+  WICK_GRID_STRIDE_LOOP(o, outputs) {
+    int64_t base = 0, rest = o;
+    for (int axis = r.rank - 1; axis >= 0; --axis) {
+      base += (rest % r.kept_sizes[axis]) * r.x_strides[axis];
+      rest /= r.kept_sizes[axis];
+    }
+    A total = 0;
+    for (int64_t k = 0; k < per_output; ++k) {
+      int64_t offset = base, kr = k;
+      for (int axis = r.rank - 1; axis >= 0; --axis) {
+        offset += (kr % r.reduced_sizes[axis]) * r.x_strides[axis];
+        kr /= r.reduced_sizes[axis];
+      }
+      total += load_as<A>(x + offset);
+    }
+    out[o] = total;
+  }
+}
+
+unsigned grid_for(int64_t n) {
+  return static_cast<unsigned>(std::min<int64_t>(ceil_div(n, 256), 65536));
+}
+
+}  // namespace
+
+void unary(Unary kind, const Tensor& x, const Tensor& y) {
+  const Tensor xd = x.contiguous();
+  with_float_type(x.dtype(), "activation", [&](auto tag) {
+    using T = decltype(tag);
+    unary_kernel<T, typename Accumulate<T>::type><<<grid_for(x.numel()), 256, 0, stream_of(x)>>>(
+        kind, ptr<const T>(xd), nullptr, ptr<T>(y), x.numel());
+  });
+  check_launch("activation");
+}
+
+void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor& dx) {
+  const Tensor xd = x.contiguous(), gd = dy.contiguous();
+  with_float_type(x.dtype(), "activation_backward", [&](auto tag) {
+    using T = decltype(tag);
+    unary_kernel<T, typename Accumulate<T>::type><<<grid_for(x.numel()), 256, 0, stream_of(x)>>>(
+        kind, ptr<const T>(xd), ptr<const T>(gd), ptr<T>(dx), x.numel());
+  });
+  check_launch("activation_backward");
+}
+
+void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y) {
+  const Tensor gd = gate.contiguous(), ud = up.contiguous();
+  with_float_type(gate.dtype(), "swiglu", [&](auto tag) {
+    using T = decltype(tag);
+    swiglu_kernel<T, typename Accumulate<T>::type><<<grid_for(gate.numel()), 256, 0, stream_of(gate)>>>(
+        ptr<const T>(gd), ptr<const T>(ud), nullptr, ptr<T>(y), nullptr, gate.numel());
+  });
+  check_launch("swiglu");
+}
+
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& dgate,
+                     const Tensor& dup) {
+  const Tensor gd = gate.contiguous(), ud = up.contiguous(), dd = dy.contiguous();
+  with_float_type(gate.dtype(), "swiglu_backward", [&](auto tag) {
+    using T = decltype(tag);
+    swiglu_kernel<T, typename Accumulate<T>::type><<<grid_for(gate.numel()), 256, 0, stream_of(gate)>>>(
+        ptr<const T>(gd), ptr<const T>(ud), ptr<const T>(dd), ptr<T>(dgate), ptr<T>(dup), gate.numel());
+  });
+  check_launch("swiglu_backward");
+}
+
+void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out) {
+  const int64_t n = out.numel();
+  if (n == 0) return;
+  if (out.dim() > kMaxRank)
+    raise("binary", "CUDA elementwise ops support rank <= 8, got " + out.str());
+  const Tensor ae = a.expand(out.shape()), be = b.expand(out.shape());
+  Broadcast layout{};
+  layout.rank = static_cast<int>(out.dim());
+  for (int i = 0; i < layout.rank; ++i) {
+    layout.sizes[i] = out.size(i);
+    layout.a.v[i] = ae.stride(i);
+    layout.b.v[i] = be.stride(i);
+  }
+  with_float_type(out.dtype(), "binary", [&](auto tag) {
+    using T = decltype(tag);
+    binary_kernel<T, typename Accumulate<T>::type><<<grid_for(n), 256, 0, stream_of(out)>>>(
+        kind, ptr<const T>(ae), ptr<const T>(be), ptr<T>(out), layout, n);
+  });
+  check_launch("binary");
+}
+
+void scale(const Tensor& x, double factor, const Tensor& y) {
+  const Tensor xd = x.contiguous();
+  with_float_type(x.dtype(), "scale", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    scale_kernel<T, A><<<grid_for(x.numel()), 256, 0, stream_of(x)>>>(ptr<const T>(xd), ptr<T>(y),
+                                                                      static_cast<A>(factor), x.numel());
+  });
+  check_launch("scale");
+}
+
+void sum_to_shape(const Tensor& x, const Tensor& out) {
+  if (x.dim() > kMaxRank) raise("sum_to_shape", "CUDA supports rank <= 8, got " + x.str());
+  Reduction r{};
+  r.rank = static_cast<int>(x.dim());
+  const int64_t lead = x.dim() - out.dim();
+  int64_t per_output = 1;
+  for (int i = 0; i < r.rank; ++i) {
+    r.x_strides[i] = x.stride(i);
+    const bool kept = i >= lead && out.size(i - lead) == x.size(i);
+    r.kept_sizes[i] = kept ? x.size(i) : 1;
+    r.reduced_sizes[i] = kept ? 1 : x.size(i);
+    per_output *= r.reduced_sizes[i];
+  }
+  const int64_t outputs = out.numel();
+  if (outputs == 0) return;
+  with_float_type(x.dtype(), "sum_to_shape", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    sum_to_shape_kernel<T, A>
+        <<<grid_for(outputs), 256, 0, stream_of(x)>>>(ptr<const T>(x), ptr<A>(out), r, outputs, per_output);
+  });
+  check_launch("sum_to_shape");
+}
+
+}  // namespace wick::cuda

@@ -1,0 +1,62 @@
+// CUDA kernels, the counterparts of backend/cpu/kernels.h. Front-ends have validated arguments and allocated
+// the outputs on the inputs' device; every launch goes on that device's current stream and nothing here waits
+// for the device, except where a host value is needed to validate (noted per function).
+#pragma once
+
+#include "backend/kernel_kinds.h"
+#include "wick/ops.h"
+#include "wick/tensor.h"
+
+namespace wick::cuda {
+
+void copy(const Tensor& dst, const Tensor& src);
+void fill(const Tensor& dst, double value);
+
+void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
+
+// Last-axis softmax; the front-end moves other axes last.
+void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log);
+void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log);
+
+void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y);
+void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                       const Tensor& y, const Tensor& sum);
+void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
+                       const Tensor& dweight);
+void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y);
+void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
+                         const Tensor& dx, const Tensor& dweight, const Tensor& dbias);
+
+void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const Tensor& y);
+
+using backend::Unary;
+void unary(Unary kind, const Tensor& x, const Tensor& y);
+void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor& dx);
+void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y);
+void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& dgate,
+                     const Tensor& dup);
+
+using backend::Binary;
+void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out);
+void scale(const Tensor& x, double factor, const Tensor& y);
+void sum_to_shape(const Tensor& x, const Tensor& out);
+
+// Ids are validated on the host before launch (one small device-to-host read of the ids).
+void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out);
+void embedding_backward(const Tensor& ids, const Tensor& dy, const Tensor& dweight);
+
+void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& loss);
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad,
+                            const Tensor& dlogits);
+
+// Reference attention composed from gemm and softmax (materializes the scores).
+void attention(const Tensor& q, const Tensor& k, const Tensor& v, const ops::AttentionOptions& options,
+               const Tensor& out, const Tensor& lse);
+void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                        const Tensor& lse, const Tensor& dout, const ops::AttentionOptions& options,
+                        const Tensor& dq, const Tensor& dk, const Tensor& dv);
+
+void argmax(const Tensor& x, const Tensor& indices);
+void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);
+
+}  // namespace wick::cuda

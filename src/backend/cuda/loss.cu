@@ -1,0 +1,112 @@
+// Cross-entropy, one block per row: an online max / sum-of-exp pass gives the row's log-sum-exp, the loss is
+// lse − logit[target]; a second single-block kernel averages the per-row losses in a fixed order
+// (deterministic). The backward writes (softmax − onehot)·grad/count in the same row pass. Targets are
+// validated on the host first (one small read), which also gives the count of targets that are not ignored.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace wick::cuda {
+namespace {
+
+template <typename T, typename A>
+__device__ A row_log_sum_exp(const T* row, int64_t cols) {
+  A m = -INFINITY, s = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const A v = load_as<A>(row + j);
+    const A m_new = max(m, v);
+    s = s * exp(m - m_new) + exp(v - m_new);
+    m = m_new;
+  }
+  const A row_max = block_max(m);
+  s = m == A(-INFINITY) ? A(0) : s * exp(m - row_max);
+  return row_max + log(block_sum(s));
+}
+
+template <typename T, typename A>
+__global__ void cross_entropy_rows(const T* logits, const int64_t* targets, A* per_row, int64_t cols,
+                                   int64_t ignore) {
+  const int64_t row = blockIdx.x;
+  const int64_t target = targets[row];
+  if (target == ignore) {
+    if (threadIdx.x == 0) per_row[row] = 0;
+    return;
+  }
+  const A lse = row_log_sum_exp<T, A>(logits + row * cols, cols);
+  if (threadIdx.x == 0) per_row[row] = lse - load_as<A>(logits + row * cols + target);
+}
+
+// The mean over counted rows; 0/0 gives NaN when every target is ignored, as the reference does.
+template <typename A>
+__global__ void mean_kernel(const A* per_row, int64_t rows, const A* count, A* out) {
+  A total = 0;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) total += per_row[r];
+  total = block_sum(total);
+  if (threadIdx.x == 0) *out = total / *count;
+}
+
+template <typename T, typename A>
+__global__ void cross_entropy_backward_rows(const T* logits, const int64_t* targets, T* dlogits, int64_t cols,
+                                            int64_t ignore, A grad, const A* count) {
+  const int64_t row = blockIdx.x;
+  const A factor = grad / *count;
+  const int64_t target = targets[row];
+  const T* x = logits + row * cols;
+  T* d = dlogits + row * cols;
+  if (target == ignore) {
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) d[j] = store_as<T>(A(0));
+    return;
+  }
+  const A lse = row_log_sum_exp<T, A>(x, cols);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+    d[j] = store_as<T>((exp(load_as<A>(x + j) - lse) - (j == target ? A(1) : A(0))) * factor);
+}
+
+// counts[0] = number of targets that are not ignored, summed in a fixed order.
+template <typename A>
+__global__ void count_kernel(const int64_t* targets, int64_t rows, int64_t ignore, A* count) {
+  A total = 0;
+  for (int64_t r = threadIdx.x; r < rows; r += blockDim.x) total += targets[r] != ignore ? A(1) : A(0);
+  total = block_sum(total);
+  if (threadIdx.x == 0) *count = total;
+}
+
+}  // namespace
+
+void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_index, const Tensor& loss) {
+  const int64_t rows = logits.size(0), cols = logits.size(1);
+  const Tensor ids = targets.to(DType::i64).contiguous();
+  const Tensor xd = logits.contiguous();
+  with_float_type(logits.dtype(), "cross_entropy", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    const Tensor per_row = Tensor::empty({rows + 1}, loss.dtype(), logits.device());  // last slot: the count
+    cudaStream_t stream = stream_of(logits);
+    count_kernel<A><<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(per_row) + rows);
+    if (rows > 0)
+      cross_entropy_rows<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(
+          ptr<const T>(xd), ptr<const int64_t>(ids), ptr<A>(per_row), cols, ignore_index);
+    mean_kernel<A><<<1, 1024, 0, stream>>>(ptr<const A>(per_row), rows, ptr<const A>(per_row) + rows, ptr<A>(loss));
+  });
+  check_launch("cross_entropy");
+}
+
+void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad,
+                            const Tensor& dlogits) {
+  const int64_t rows = logits.size(0), cols = logits.size(1);
+  if (rows == 0) return;
+  const Tensor ids = targets.to(DType::i64).contiguous();
+  const Tensor xd = logits.contiguous();
+  with_float_type(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    const Tensor count = Tensor::empty({1}, logits.dtype() == DType::f64 ? DType::f64 : DType::f32, logits.device());
+    cudaStream_t stream = stream_of(logits);
+    count_kernel<A><<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(count));
+    cross_entropy_backward_rows<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(
+        ptr<const T>(xd), ptr<const int64_t>(ids), ptr<T>(dlogits), cols, ignore_index, static_cast<A>(grad),
+        ptr<const A>(count));
+  });
+  check_launch("cross_entropy_backward");
+}
+
+}  // namespace wick::cuda

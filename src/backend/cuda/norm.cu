@@ -1,0 +1,241 @@
+// RMSNorm and LayerNorm over the last axis, one block per row: a block reduction for the statistics, then the
+// write (the second read of the row hits L1/L2). The fused residual form adds the residual, stores the
+// rounded sum, and normalizes that stored value, exactly as the unfused "sum = x + r; rms_norm(sum)" would.
+// Backward: dx per row in one block; the weight/bias gradients are summed deterministically in two stages —
+// each of G blocks owns a strip of rows and accumulates its partial sums in its own row of a [G, cols]
+// buffer, then one thread per column adds the G partials in a fixed order.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+
+namespace wick::cuda {
+namespace {
+
+template <typename T, typename A>
+__global__ void rms_norm_kernel(const T* x, const T* residual, const T* weight, T* y, T* sum_out,
+                                int64_t cols, A eps) {
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * cols;
+  A sum_sq = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    A v = load_as<A>(xr + j);
+    if (residual) {
+      const T stored = store_as<T>(v + load_as<A>(residual + row * cols + j));
+      sum_out[row * cols + j] = stored;
+      v = load_as<A>(&stored);
+    }
+    sum_sq += v * v;
+  }
+  sum_sq = block_sum(sum_sq);
+  const A rstd = A(1) / sqrt(sum_sq / A(cols) + eps);
+  const T* src = residual ? sum_out + row * cols : xr;  // each thread re-reads only what it wrote
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+    y[row * cols + j] = store_as<T>(load_as<A>(src + j) * rstd * load_as<A>(weight + j));
+}
+
+template <typename T, typename A>
+__global__ void rms_norm_backward_kernel(const T* x, const T* weight, const T* dy, T* dx, A* partial,
+                                         int64_t rows, int64_t cols, A eps) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * cols;
+    const T* gr = dy + row * cols;
+    A sum_sq = 0, dot = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const A xv = load_as<A>(xr + j);
+      sum_sq += xv * xv;
+      dot += load_as<A>(gr + j) * load_as<A>(weight + j) * xv;
+    }
+    sum_sq = block_sum(sum_sq);
+    dot = block_sum(dot);
+    const A rstd = A(1) / sqrt(sum_sq / A(cols) + eps);
+    const A coef = dot * rstd * rstd / A(cols);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const A xv = load_as<A>(xr + j), gv = load_as<A>(gr + j);
+      dx[row * cols + j] = store_as<T>(rstd * (gv * load_as<A>(weight + j) - xv * coef));
+      partial[blockIdx.x * cols + j] += gv * xv * rstd;
+    }
+  }
+}
+
+template <typename T, typename A>
+__global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, T* y, int64_t cols, A eps) {
+  const int64_t row = blockIdx.x;
+  const T* xr = x + row * cols;
+  A sum = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += load_as<A>(xr + j);
+  const A mean = block_sum(sum) / A(cols);
+  A var = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const A d = load_as<A>(xr + j) - mean;
+    var += d * d;
+  }
+  const A rstd = A(1) / sqrt(block_sum(var) / A(cols) + eps);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    A v = (load_as<A>(xr + j) - mean) * rstd;
+    if (weight) v *= load_as<A>(weight + j);
+    if (bias) v += load_as<A>(bias + j);
+    y[row * cols + j] = store_as<T>(v);
+  }
+}
+
+template <typename T, typename A>
+__global__ void layer_norm_backward_kernel(const T* x, const T* weight, const T* dy, T* dx, A* partial_w,
+                                           A* partial_b, int64_t rows, int64_t cols, A eps) {
+  for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
+    const T* xr = x + row * cols;
+    const T* gr = dy + row * cols;
+    A sum = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) sum += load_as<A>(xr + j);
+    const A mean = block_sum(sum) / A(cols);
+    A var = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const A d = load_as<A>(xr + j) - mean;
+      var += d * d;
+    }
+    const A rstd = A(1) / sqrt(block_sum(var) / A(cols) + eps);
+    A mean_g = 0, mean_gx = 0;
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const A gw = load_as<A>(gr + j) * (weight ? load_as<A>(weight + j) : A(1));
+      mean_g += gw;
+      mean_gx += gw * (load_as<A>(xr + j) - mean) * rstd;
+    }
+    mean_g = block_sum(mean_g) / A(cols);
+    mean_gx = block_sum(mean_gx) / A(cols);
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+      const A gv = load_as<A>(gr + j);
+      const A xhat = (load_as<A>(xr + j) - mean) * rstd;
+      const A gw = gv * (weight ? load_as<A>(weight + j) : A(1));
+      dx[row * cols + j] = store_as<T>(rstd * (gw - mean_g - xhat * mean_gx));
+      if (partial_w) partial_w[blockIdx.x * cols + j] += gv * xhat;
+      if (partial_b) partial_b[blockIdx.x * cols + j] += gv;
+    }
+  }
+}
+
+// out[j] = Σ_g partial[g, j], in order of g.
+template <typename A>
+__global__ void sum_partials_kernel(const A* partial, A* out, int64_t groups, int64_t cols) {
+  const int64_t j = blockIdx.x * int64_t(blockDim.x) + threadIdx.x;
+  if (j >= cols) return;
+  A total = 0;
+  for (int64_t g = 0; g < groups; ++g) total += partial[g * cols + j];
+  out[j] = total;
+}
+
+int64_t row_count(const Tensor& x) {
+  return x.size(-1) == 0 ? 0 : x.numel() / x.size(-1);
+}
+
+int64_t partial_groups(const Tensor& x) {
+  int sms = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, x.device().index), "norm",
+        "cudaDeviceGetAttribute");
+  return std::max<int64_t>(1, std::min<int64_t>(row_count(x), 2 * sms));
+}
+
+// Sums partial [groups, cols] into `out` (f32 or f64, any layout).
+void reduce_partials(const Tensor& partial, const Tensor& out) {
+  const int64_t groups = partial.size(0), cols = partial.size(1);
+  Tensor dense = out.is_contiguous() ? out : Tensor::empty(out.shape(), out.dtype(), out.device());
+  if (out.dtype() == DType::f64) {
+    sum_partials_kernel<double><<<ceil_div(cols, 256), 256, 0, stream_of(out)>>>(
+        ptr<const double>(partial), ptr<double>(dense), groups, cols);
+  } else {
+    sum_partials_kernel<float><<<ceil_div(cols, 256), 256, 0, stream_of(out)>>>(
+        ptr<const float>(partial), ptr<float>(dense), groups, cols);
+  }
+  check_launch("norm backward");
+  if (!dense.is_contiguous() || dense.data_ptr() != out.data_ptr()) out.copy_(dense);
+}
+
+}  // namespace
+
+void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y) {
+  rms_norm_residual(x, Tensor(), weight, eps, y, Tensor());
+}
+
+void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                       const Tensor& y, const Tensor& sum) {
+  const int64_t rows = row_count(x), cols = x.size(-1);
+  if (rows == 0) return;
+  DeviceGuard guard(x.device().index);
+  const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous();
+  const Tensor rd = residual.defined() ? residual.contiguous() : Tensor();
+  with_float_type(x.dtype(), "rms_norm", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    rms_norm_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
+        ptr<const T>(xd), rd.defined() ? ptr<const T>(rd) : nullptr, ptr<const T>(wd), ptr<T>(y),
+        sum.defined() ? ptr<T>(sum) : nullptr, cols, static_cast<A>(eps));
+  });
+  check_launch("rms_norm");
+}
+
+void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
+                       const Tensor& dweight) {
+  const int64_t rows = row_count(x), cols = x.size(-1);
+  DeviceGuard guard(x.device().index);
+  if (rows == 0) {
+    dweight.fill_(0.0);
+    return;
+  }
+  const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous(),
+               gd = dy.to(x.dtype()).contiguous();
+  const int64_t groups = partial_groups(x);
+  const Tensor partial = Tensor::zeros({groups, cols}, dweight.dtype(), x.device());
+  with_float_type(x.dtype(), "rms_norm_backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    rms_norm_backward_kernel<T, A><<<static_cast<unsigned>(groups), row_threads(cols), 0, stream_of(x)>>>(
+        ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd), ptr<T>(dx), ptr<A>(partial), rows, cols,
+        static_cast<A>(eps));
+  });
+  check_launch("rms_norm_backward");
+  reduce_partials(partial, dweight);
+}
+
+void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y) {
+  const int64_t rows = row_count(x), cols = x.size(-1);
+  if (rows == 0) return;
+  DeviceGuard guard(x.device().index);
+  const Tensor xd = x.contiguous();
+  const Tensor wd = weight.defined() ? weight.to(x.dtype()).contiguous() : Tensor();
+  const Tensor bd = bias.defined() ? bias.to(x.dtype()).contiguous() : Tensor();
+  with_float_type(x.dtype(), "layer_norm", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    layer_norm_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
+        ptr<const T>(xd), wd.defined() ? ptr<const T>(wd) : nullptr,
+        bd.defined() ? ptr<const T>(bd) : nullptr, ptr<T>(y), cols, static_cast<A>(eps));
+  });
+  check_launch("layer_norm");
+}
+
+void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
+                         const Tensor& dx, const Tensor& dweight, const Tensor& dbias) {
+  const int64_t rows = row_count(x), cols = x.size(-1);
+  DeviceGuard guard(x.device().index);
+  if (rows == 0) {
+    if (dweight.defined()) dweight.fill_(0.0);
+    if (dbias.defined()) dbias.fill_(0.0);
+    return;
+  }
+  const Tensor xd = x.contiguous(), gd = dy.to(x.dtype()).contiguous();
+  const Tensor wd = weight.defined() ? weight.to(x.dtype()).contiguous() : Tensor();
+  const DType acc = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  const int64_t groups = partial_groups(x);
+  const Tensor pw = dweight.defined() ? Tensor::zeros({groups, cols}, acc, x.device()) : Tensor();
+  const Tensor pb = dbias.defined() ? Tensor::zeros({groups, cols}, acc, x.device()) : Tensor();
+  with_float_type(x.dtype(), "layer_norm_backward", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    layer_norm_backward_kernel<T, A><<<static_cast<unsigned>(groups), row_threads(cols), 0, stream_of(x)>>>(
+        ptr<const T>(xd), wd.defined() ? ptr<const T>(wd) : nullptr, ptr<const T>(gd), ptr<T>(dx),
+        pw.defined() ? ptr<A>(pw) : nullptr, pb.defined() ? ptr<A>(pb) : nullptr, rows, cols,
+        static_cast<A>(eps));
+  });
+  check_launch("layer_norm_backward");
+  if (dweight.defined()) reduce_partials(pw, dweight);
+  if (dbias.defined()) reduce_partials(pb, dbias);
+}
+
+}  // namespace wick::cuda

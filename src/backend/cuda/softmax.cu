@@ -1,0 +1,133 @@
+// Softmax over the last axis, one block per row. The first pass keeps a running (max, sum of exp) per thread
+// (the online form, so the row is read once for the statistics), the block combines them, and the second pass
+// writes exp(x − max) / sum; the second read of a row mostly hits L2. Masked columns (causal, lengths) count
+// as −∞, and a fully masked row is all zeros. Optionally writes each row's log-sum-exp (attention's backward
+// uses it). The backward is one block per row: dx = y·(dy − Σ y·dy), or dy − exp(y)·Σ dy for log-softmax.
+#include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
+#include "backend/cuda/softmax.h"
+
+namespace wick::cuda {
+namespace {
+
+struct MaskArgs {
+  bool causal;
+  int64_t causal_offset;
+  int64_t rows_per_matrix;
+  const int64_t* lengths;  // null when absent
+  int64_t rows_per_batch;
+};
+
+template <typename T, typename A>
+__global__ void softmax_kernel(const T* x, T* y, float* lse, int64_t cols, MaskArgs mask, bool log) {
+  const int64_t row = blockIdx.x;
+  const T* in = x + row * cols;
+  T* out = y + row * cols;
+  int64_t visible = cols;
+  if (mask.causal)
+    visible = min(visible, max(int64_t(0), row % mask.rows_per_matrix + mask.causal_offset + 1));
+  if (mask.lengths) visible = min(visible, max(int64_t(0), mask.lengths[row / mask.rows_per_batch]));
+  A m = -INFINITY, s = 0;
+  for (int64_t j = threadIdx.x; j < visible; j += blockDim.x) {
+    const A v = load_as<A>(in + j);
+    const A m_new = max(m, v);
+    s = s * exp(m - m_new) + exp(v - m_new);
+    m = m_new;
+  }
+  const A row_max = block_max(m);
+  s = m == A(-INFINITY) ? A(0) : s * exp(m - row_max);
+  const A row_sum = block_sum(s);
+  if (visible == 0) {
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) out[j] = store_as<T>(log ? A(-INFINITY) : A(0));
+    if (lse && threadIdx.x == 0) lse[row] = -INFINITY;
+    return;
+  }
+  const A log_sum = row_max + ::log(row_sum);
+  if (lse && threadIdx.x == 0) lse[row] = static_cast<float>(log_sum);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    A value;
+    if (j < visible) {
+      const A v = load_as<A>(in + j);
+      value = log ? v - log_sum : exp(v - log_sum);
+    } else {
+      value = log ? A(-INFINITY) : A(0);
+    }
+    out[j] = store_as<T>(value);
+  }
+}
+
+template <typename T, typename A>
+__global__ void softmax_backward_kernel(const T* y, const T* dy, T* dx, int64_t cols, bool log) {
+  const int64_t row = blockIdx.x;
+  const T* yr = y + row * cols;
+  const T* gr = dy + row * cols;
+  T* dr = dx + row * cols;
+  A dot = 0;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+    dot += log ? load_as<A>(gr + j) : load_as<A>(yr + j) * load_as<A>(gr + j);
+  dot = block_sum(dot);
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const A yv = load_as<A>(yr + j), gv = load_as<A>(gr + j);
+    dr[j] = store_as<T>(log ? gv - exp(yv) * dot : yv * (gv - dot));
+  }
+}
+
+// Runs `body(dense_out)` into y directly when y is dense, else into a temporary copied to y afterwards.
+template <typename Body>
+void into(const Tensor& y, Body&& body) {
+  if (y.is_contiguous()) {
+    body(y);
+  } else {
+    Tensor dense = Tensor::empty(y.shape(), y.dtype(), y.device());
+    body(dense);
+    y.copy_(dense);
+  }
+}
+
+}  // namespace
+
+void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log,
+                  const Tensor& lse) {
+  const int64_t cols = x.size(-1);
+  const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
+  if (rows == 0) return;
+  if (rows > INT32_MAX) raise("softmax", std::to_string(rows) + " rows exceed the CUDA grid limit");
+  DeviceGuard guard(x.device().index);
+  const Tensor xd = x.contiguous();
+  const Tensor lengths = mask.lengths.defined() ? mask.lengths.to(DType::i64).contiguous() : Tensor();
+  MaskArgs args{mask.causal, mask.causal_offset, x.dim() >= 2 ? x.size(-2) : 1,
+                lengths.defined() ? ptr<const int64_t>(lengths) : nullptr,
+                rows / std::max<int64_t>(x.size(0), 1)};
+  into(y, [&](const Tensor& out) {
+    with_float_type(x.dtype(), "softmax", [&](auto tag) {
+      using T = decltype(tag);
+      using A = typename Accumulate<T>::type;
+      softmax_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
+          ptr<const T>(xd), ptr<T>(out), lse.defined() ? ptr<float>(lse) : nullptr, cols, args, log);
+    });
+  });
+  check_launch("softmax");
+}
+
+void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log) {
+  softmax_rows(x, y, mask, log, Tensor());
+}
+
+void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) {
+  const int64_t cols = y.size(-1);
+  const int64_t rows = cols == 0 ? 0 : y.numel() / cols;
+  if (rows == 0) return;
+  DeviceGuard guard(y.device().index);
+  const Tensor yd = y.contiguous(), gd = dy.contiguous();
+  into(dx, [&](const Tensor& out) {
+    with_float_type(y.dtype(), "softmax_backward", [&](auto tag) {
+      using T = decltype(tag);
+      using A = typename Accumulate<T>::type;
+      softmax_backward_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(y)>>>(
+          ptr<const T>(yd), ptr<const T>(gd), ptr<T>(out), cols, log);
+    });
+  });
+  check_launch("softmax_backward");
+}
+
+}  // namespace wick::cuda

@@ -1,0 +1,254 @@
+// Every CUDA op and backward against the CPU op run in f64 on the same (rounded) inputs: fresh random data,
+// non-contiguous inputs, odd sizes. Skips cleanly where no CUDA device is present.
+#include <gtest/gtest.h>
+
+#include "support/test_util.h"
+#include "wick/cuda.h"
+
+namespace wick::test {
+namespace {
+
+class Cuda : public ::testing::TestWithParam<DType> {
+ protected:
+  void SetUp() override {
+    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (CUDA built: " << cuda_built() << ")";
+  }
+  Device gpu = Device::cuda(0);
+  Generator gen = fresh_generator();
+  DType dtype() const { return GetParam(); }
+  // Random inputs already rounded to the tested dtype, as f64 on the cpu.
+  Tensor input(const Shape& shape, double std = 1.0) {
+    return randn(gen, shape, dtype(), std).to(DType::f64);
+  }
+  Tensor on_gpu(const Tensor& t) { return t.to(dtype()).to(gpu); }
+  // Relative error of a GPU result against the f64 cpu reference.
+  void expect_close(const Tensor& gpu_result, const Tensor& reference, double scale = 1.0) {
+    ASSERT_EQ(gpu_result.device(), gpu);
+    ASSERT_EQ(gpu_result.shape(), reference.shape());
+    const double error = relative_error(gpu_result.to(Device::cpu()).to(DType::f64), reference);
+    EXPECT_LE(error, scale * tolerance(dtype())) << "dtype " << dtype_name(dtype());
+  }
+};
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, Cuda, ::testing::Values(DType::f32, DType::bf16, DType::f16),
+                         [](const auto& info) { return std::string(dtype_name(info.param)); });
+
+TEST_P(Cuda, CopyConvertAndStridedViews) {
+  const Tensor x = input({5, 7, 3});
+  const Tensor g = on_gpu(x);
+  expect_close(g.permute({2, 0, 1}).contiguous(), x.permute({2, 0, 1}).contiguous(), 0.0);
+  expect_close(g.slice(1, 1, 7, 2).to(DType::f32), x.slice(1, 1, 7, 2), 0.0);
+  Tensor target = Tensor::full({3, 5, 7}, std::nan(""), dtype(), gpu);
+  target.copy_(g.permute({2, 0, 1}));
+  expect_close(target, x.permute({2, 0, 1}).contiguous(), 0.0);
+}
+
+TEST_P(Cuda, GemmAllTransposesBatchedAndBroadcast) {
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      const Tensor a = input(ta ? Shape{3, 33, 17} : Shape{3, 17, 33});
+      const Tensor b = input(tb ? Shape{45, 33} : Shape{33, 45});
+      const Tensor c0 = input({3, 17, 45});
+      ops::GemmOptions options;
+      options.transpose_a = ta;
+      options.transpose_b = tb;
+      options.alpha = 0.75;
+      options.beta = 0.5;
+      Tensor c = on_gpu(c0);
+      ops::gemm(on_gpu(a), on_gpu(b), c, options);
+      Tensor reference = c0.clone();
+      ops::gemm(a, b, reference, options);
+      expect_close(c, reference, 2.0);
+    }
+  }
+}
+
+TEST_P(Cuda, GemmNonContiguousOperandsAndOutput) {
+  const Tensor a_full = input({40, 24});
+  const Tensor b_stored = input({29, 24});  // b = b_storedᵀ, a column-major [24, 29] view
+  Tensor c = Tensor::full({29, 19}, std::nan(""), dtype(), gpu).transpose(0, 1);  // column-major [19, 29]
+  ops::gemm(on_gpu(a_full).narrow(0, 3, 19), on_gpu(b_stored).transpose(0, 1), c);
+  expect_close(c, ops::matmul(a_full.narrow(0, 3, 19), b_stored.transpose(0, 1)), 2.0);
+}
+
+TEST_P(Cuda, Softmax) {
+  const Tensor x = input({3, 5, 37, 129}, 6.0);
+  ops::SoftmaxMask mask;
+  mask.causal = true;
+  mask.causal_offset = 92;
+  mask.lengths = Tensor::from_vector<int64_t>({129, 50, 0}, {3});
+  ops::SoftmaxMask gpu_mask = mask;
+  gpu_mask.lengths = mask.lengths.to(gpu);
+  expect_close(ops::softmax(on_gpu(x), -1, gpu_mask), ops::softmax(x, -1, mask));
+  expect_close(ops::softmax(on_gpu(x), 1), ops::softmax(x, 1));
+  expect_close(ops::log_softmax(on_gpu(x)), ops::log_softmax(x));
+  const Tensor y = ops::softmax(x), dy = input(x.shape());
+  expect_close(ops::softmax_backward(on_gpu(y), on_gpu(dy)), ops::softmax_backward(y, dy), 2.0);
+  const Tensor ly = ops::log_softmax(x);
+  expect_close(ops::log_softmax_backward(on_gpu(ly), on_gpu(dy)), ops::log_softmax_backward(ly, dy), 2.0);
+}
+
+TEST_P(Cuda, Norms) {
+  const Tensor x = non_contiguous(input({67, 131})), r = input({67, 131}), w = input({131}), b = input({131});
+  const Tensor dy = input({67, 131});
+  expect_close(ops::rms_norm(on_gpu(x), on_gpu(w), 1e-6), ops::rms_norm(x, w, 1e-6));
+  const auto fused = ops::rms_norm_residual(on_gpu(x), on_gpu(r), on_gpu(w), 1e-6);
+  const Tensor sum = ops::add(x, r).to(dtype()).to(DType::f64);  // the stored sum is rounded to dtype
+  expect_close(fused.sum, sum);
+  expect_close(fused.y, ops::rms_norm(sum, w, 1e-6));
+  const auto g = ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(dy), 1e-6);
+  const auto ref = ops::rms_norm_backward(x, w, dy, 1e-6);
+  expect_close(g.dx, ref.dx, 2.0);
+  expect_close(g.dweight, ref.dweight, 2.0);
+  expect_close(ops::layer_norm(on_gpu(x), on_gpu(w), on_gpu(b), 1e-5), ops::layer_norm(x, w, b, 1e-5));
+  const auto lg = ops::layer_norm_backward(on_gpu(x), on_gpu(w), on_gpu(b), on_gpu(dy), 1e-5);
+  const auto lr = ops::layer_norm_backward(x, w, b, dy, 1e-5);
+  expect_close(lg.dx, lr.dx, 2.0);
+  expect_close(lg.dweight, lr.dweight, 2.0);
+  expect_close(lg.dbias, lr.dbias, 2.0);
+}
+
+TEST_P(Cuda, RopeBothStylesWithOffsetsAndPositions) {
+  const Tensor x = input({2, 11, 3, 64});
+  for (auto style : {ops::RopeStyle::half_split, ops::RopeStyle::interleaved}) {
+    ops::RopeOptions options;
+    options.style = style;
+    options.position_offset = 1000;
+    options.theta = 1e6;
+    options.rotary_dims = 48;
+    expect_close(ops::rope(on_gpu(x), options), ops::rope(x, options));
+    expect_close(ops::rope_backward(on_gpu(x), options), ops::rope_backward(x, options));
+    ops::RopeOptions explicit_positions = options;
+    explicit_positions.positions = Tensor::from_vector<int64_t>(
+        {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}, {2, 11});
+    ops::RopeOptions gpu_positions = explicit_positions;
+    gpu_positions.positions = explicit_positions.positions.to(gpu);
+    expect_close(ops::rope(on_gpu(x), gpu_positions), ops::rope(x, explicit_positions));
+  }
+}
+
+TEST_P(Cuda, ActivationsAndSwiglu) {
+  const Tensor x = input({7, 333}, 3.0), u = input({7, 333}), dy = input({7, 333});
+  expect_close(ops::silu(on_gpu(x)), ops::silu(x));
+  expect_close(ops::gelu(on_gpu(x)), ops::gelu(x));
+  expect_close(ops::gelu(on_gpu(x), ops::GeluApproximation::tanh),
+               ops::gelu(x, ops::GeluApproximation::tanh));
+  expect_close(ops::silu_backward(on_gpu(x), on_gpu(dy)), ops::silu_backward(x, dy));
+  expect_close(ops::gelu_backward(on_gpu(x), on_gpu(dy)), ops::gelu_backward(x, dy));
+  expect_close(ops::swiglu(on_gpu(x), on_gpu(u)), ops::swiglu(x, u));
+  const auto g = ops::swiglu_backward(on_gpu(x), on_gpu(u), on_gpu(dy));
+  const auto r = ops::swiglu_backward(x, u, dy);
+  expect_close(g.dgate, r.dgate);
+  expect_close(g.dup, r.dup);
+}
+
+TEST_P(Cuda, ElementwiseBroadcastAndSumToShape) {
+  const Tensor a = input({4, 1, 9}), b = non_contiguous(input({5, 9}));
+  expect_close(ops::add(on_gpu(a), on_gpu(b)), ops::add(a, b));
+  expect_close(ops::sub(on_gpu(a), on_gpu(b)), ops::sub(a, b));
+  expect_close(ops::mul(on_gpu(a), on_gpu(b)), ops::mul(a, b));
+  expect_close(ops::scale(on_gpu(b), -2.5), ops::scale(b, -2.5));
+  const Tensor big = input({4, 5, 9});
+  expect_close(ops::sum_to_shape(on_gpu(big), {1, 9}), ops::sum_to_shape(big, {1, 9}));
+  expect_close(ops::sum_to_shape(on_gpu(big), {4, 1, 9}), ops::sum_to_shape(big, {4, 1, 9}));
+}
+
+TEST_P(Cuda, EmbeddingAndBackward) {
+  const Tensor weight = input({50, 24});
+  const Tensor ids = Tensor::from_vector<int32_t>({3, 49, 0, 3, 7, 3}, {2, 3});
+  expect_close(ops::embedding(on_gpu(weight), ids.to(gpu)), ops::embedding(weight, ids), 0.0);
+  const Tensor dy = input({2, 3, 24});
+  expect_close(ops::embedding_backward(ids.to(gpu), on_gpu(dy), 50), ops::embedding_backward(ids, dy, 50));
+  expect_error([&] { ops::embedding(on_gpu(weight), Tensor::from_vector<int64_t>({50}, {1}).to(gpu)); },
+               {"[embedding]", "id 50 at position 0 is out of range"});
+}
+
+TEST_P(Cuda, CrossEntropy) {
+  const Tensor logits = input({9, 1001}, 20.0);
+  const Tensor targets = Tensor::from_vector<int64_t>({5, -100, 1000, 0, 77, 3, -100, 999, 12}, {9});
+  expect_close(ops::cross_entropy(on_gpu(logits), targets.to(gpu)), ops::cross_entropy(logits, targets));
+  expect_close(ops::cross_entropy_backward(on_gpu(logits), targets.to(gpu), -100, 0.5),
+               ops::cross_entropy_backward(logits, targets, -100, 0.5), 2.0);
+  const Tensor ignored = Tensor::full({9}, -100, DType::i64, gpu);
+  EXPECT_TRUE(std::isnan(ops::cross_entropy(on_gpu(logits), ignored).item()));
+}
+
+TEST_P(Cuda, ArgmaxAndTopk) {
+  const Tensor x = input({6, 517});
+  const Tensor gx = on_gpu(x);
+  EXPECT_EQ(ops::argmax(gx).to_vector<int64_t>(), ops::argmax(x).to_vector<int64_t>());
+  const auto g = ops::topk(gx, 9);
+  const auto r = ops::topk(x, 9);
+  EXPECT_EQ(g.indices.to_vector<int64_t>(), r.indices.to_vector<int64_t>());
+  expect_close(g.values, r.values, 0.0);
+}
+
+TEST_P(Cuda, AttentionGroupedCausalWithCacheOffsetAndBackward) {
+  for (int64_t kv_heads : {14, 2, 1}) {
+    const Tensor q = input({2, 14, 5, 32}), k = input({2, kv_heads, 13, 32}),
+                 v = input({2, kv_heads, 13, 32});
+    ops::AttentionOptions options;
+    options.kv_lengths = Tensor::from_vector<int64_t>({13, 10}, {2});
+    ops::AttentionOptions gpu_options = options;
+    gpu_options.kv_lengths = options.kv_lengths.to(gpu);
+    const auto g = ops::attention(on_gpu(q), on_gpu(k), on_gpu(v), gpu_options);
+    const auto r = ops::attention(q, k, v, options);
+    expect_close(g.out, r.out, 2.0);
+    expect_close(g.lse, r.lse, 0.1);
+    const Tensor dout = input(q.shape());
+    const auto gg =
+        ops::attention_backward(on_gpu(q), on_gpu(k), on_gpu(v), g.out, g.lse, on_gpu(dout), gpu_options);
+    const auto rg = ops::attention_backward(q, k, v, r.out, r.lse, dout, options);
+    expect_close(gg.dq, rg.dq, 3.0);
+    expect_close(gg.dk, rg.dk, 3.0);
+    expect_close(gg.dv, rg.dv, 3.0);
+  }
+}
+
+TEST(CudaRuntime, MemoryStatsStreamsEventsAndGraphs) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const auto before = cuda::memory_stats(0);
+  {
+    Tensor t = Tensor::empty({1 << 20}, DType::f32, Device::cuda(0));
+    EXPECT_GE(cuda::memory_stats(0).current_bytes, before.current_bytes + (4u << 20));
+    EXPECT_GE(cuda::memory_stats(0).peak_bytes, before.current_bytes + (4u << 20));
+  }
+  EXPECT_EQ(cuda::memory_stats(0).current_bytes, before.current_bytes);
+
+  Generator gen = fresh_generator();
+  const Tensor x = randn(gen, {64, 256}).to(Device::cuda(0));
+  const Tensor w = randn(gen, {256}).to(Device::cuda(0));
+  Tensor y = Tensor::empty({64, 256}, DType::f32, Device::cuda(0));
+  cuda::Graph graph(0);
+  graph.begin();
+  y.copy_(ops::rms_norm(x, w, 1e-6));
+  graph.end();
+  y.fill_(0.0);
+  cuda::Event start(0), stop(0);
+  start.record();
+  graph.replay();
+  stop.record();
+  stop.synchronize();
+  EXPECT_GE(stop.elapsed_ms_since(start), 0.0f);
+  EXPECT_LE(relative_error(y, ops::rms_norm(x.to(Device::cpu()), w.to(Device::cpu()), 1e-6)), 1e-5);
+}
+
+TEST(CudaRuntime, UnknownDeviceIsClearError) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  expect_error([] { Tensor::empty({4}, DType::f32, Device::cuda(cuda_device_count())); },
+               {"[cuda]", "does not exist"});
+}
+
+TEST(CudaRuntime, ForcedUnusableImplementationIsError) {
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  setenv("WICK_IMPL_SOFTMAX", "cpu", 1);
+  expect_error(
+      [] {
+        ops::softmax(Tensor::zeros({2, 3}, DType::f32, Device::cuda(0)));
+      },
+      {"[softmax] forced implementation 'cpu' cannot run this call"});
+  unsetenv("WICK_IMPL_SOFTMAX");
+}
+
+}  // namespace
+}  // namespace wick::test
