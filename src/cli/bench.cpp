@@ -1,6 +1,8 @@
-// `wick bench ops`: times the core ops on one device on fixed shapes (median of repeated calls, inputs
-// rotated between several sets so caches do not flatter the numbers) and reports GFLOP/s or GB/s.
+// `wick bench ops`: times the core ops on one device (median of repeated calls after warm-up, inputs rotated
+// between three sets so caches do not flatter the numbers; CUDA calls timed with events and including launch)
+// and reports GFLOP/s or GB/s. --json writes one line per case for bench/compare_ops.py.
 #include <fmt/core.h>
+#include <fmt/os.h>
 
 #include <algorithm>
 #include <chrono>
@@ -9,6 +11,7 @@
 #include <vector>
 
 #include "cli/commands.h"
+#include "wick/cuda.h"
 #include "wick/wick.h"
 
 namespace wick::cli {
@@ -18,66 +21,120 @@ struct Case {
   std::string name;
   double flops;                                           // per call (0 when the op is bandwidth-bound)
   double bytes;                                           // fewest bytes one call must move
-  std::function<std::function<void()>(Generator&)> make;  // builds inputs, returns the call
+  std::function<std::function<void()>(Generator&)> make;  // builds one input set, returns the call
 };
 
-double median_seconds(const std::vector<std::function<void()>>& calls, Device device, int repeats) {
-  for (const auto& call : calls) call();  // warm-up
+double median(std::vector<double> values) {
+  std::nth_element(values.begin(), values.begin() + values.size() / 2, values.end());
+  return values[values.size() / 2];
+}
+
+double median_ms(const std::vector<std::function<void()>>& calls, Device device, int repeats) {
+  for (int warm = 0; warm < 3; ++warm)
+    for (const auto& call : calls) call();
   synchronize(device);
   std::vector<double> times;
-  for (int r = 0; r < repeats; ++r) {
-    const auto& call = calls[r % calls.size()];
-    const auto start = std::chrono::steady_clock::now();
-    call();
-    synchronize(device);
-    times.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  if (device.is_cuda()) {
+    cuda::Event start(device.index), stop(device.index);
+    for (int r = 0; r < repeats; ++r) {
+      start.record();
+      calls[r % calls.size()]();
+      stop.record();
+      stop.synchronize();
+      times.push_back(stop.elapsed_ms_since(start));
+    }
+  } else {
+    for (int r = 0; r < repeats; ++r) {
+      const auto begin = std::chrono::steady_clock::now();
+      calls[r % calls.size()]();
+      times.push_back(
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - begin).count());
+    }
   }
-  std::nth_element(times.begin(), times.begin() + times.size() / 2, times.end());
-  return times[times.size() / 2];
+  return median(times);
 }
 
 std::vector<Case> cases(Device device, DType dtype) {
-  const double e = static_cast<double>(dtype_size(dtype));
-  auto randn = [=](Generator& g, const Shape& s) { return rand_normal(s, g, 0, 1, dtype, device); };
+  auto randn = [=](Generator& g, const Shape& s, DType t) { return rand_normal(s, g, 0, 1, t, device); };
   std::vector<Case> list;
-  for (int64_t n : {256, 512, 1024}) {
+  const bool gpu = device.is_cuda();
+  auto add_matmul = [&](int64_t n, DType t, bool tf32, const std::string& label) {
+    const double e = static_cast<double>(dtype_size(t));
     list.push_back(
-        {fmt::format("matmul {0}x{0}x{0}", n), 2.0 * n * n * n, 3.0 * n * n * e, [=](Generator& g) {
-           Tensor a = randn(g, {n, n}), b = randn(g, {n, n}), c = randn(g, {n, n});
-           return std::function<void()>([=] { ops::gemm(a, b, c); });
+        {fmt::format("matmul {} n={}", label, n), 2.0 * n * n * n, 3.0 * n * n * e, [=](Generator& g) {
+           Tensor a = randn(g, {n, n}, t), b = randn(g, {n, n}, t), c = randn(g, {n, n}, t);
+           ops::GemmOptions options;
+           options.allow_tf32 = tf32;
+           return std::function<void()>([=] { ops::gemm(a, b, c, options); });
          }});
+  };
+  const std::vector<int64_t> sizes =
+      gpu ? std::vector<int64_t>{512, 1024, 2048, 4096} : std::vector<int64_t>{256, 512, 1024};
+  if (gpu) {
+    for (int64_t n : sizes) add_matmul(n, DType::bf16, false, "bf16");
+    for (int64_t n : sizes) add_matmul(n, DType::f32, false, "f32");
+    for (int64_t n : sizes) add_matmul(n, DType::f32, true, "tf32");
+  } else {
+    for (int64_t n : sizes) add_matmul(n, dtype, false, std::string(dtype_name(dtype)));
   }
-  list.push_back({"softmax 1024x1024", 0, 2.0 * 1024 * 1024 * e, [=](Generator& g) {
-                    Tensor x = randn(g, {1024, 1024});
-                    return std::function<void()>([=] { ops::softmax(x); });
-                  }});
-  list.push_back({"rms_norm 4096x896", 0, 2.0 * 4096 * 896 * e, [=](Generator& g) {
-                    Tensor x = randn(g, {4096, 896}), w = randn(g, {896});
-                    return std::function<void()>([=] { ops::rms_norm(x, w, 1e-6); });
-                  }});
-  list.push_back(
-      {"attention 1x14x256x64 causal", 2.0 * 14 * 256 * 256 * 64, 4.0 * 14 * 256 * 64 * e, [=](Generator& g) {
-         Tensor q = randn(g, {1, 14, 256, 64}), k = randn(g, {1, 2, 256, 64}), v = randn(g, {1, 2, 256, 64});
-         return std::function<void()>([=] { ops::attention(q, k, v); });
-       }});
-  list.push_back({"cross_entropy 256x32000", 0, 256.0 * 32000 * e, [=](Generator& g) {
-                    Tensor x = randn(g, {256, 32000});
-                    Tensor t = Tensor::full({256}, 7, DType::i64, device);
-                    return std::function<void()>([=] { ops::cross_entropy(x, t); });
-                  }});
+  const std::vector<DType> row_dtypes =
+      gpu ? std::vector<DType>{DType::f32, DType::bf16} : std::vector<DType>{dtype};
+  const std::vector<std::pair<int64_t, int64_t>> softmax_shapes =
+      gpu ? std::vector<std::pair<int64_t, int64_t>>{{1024, 1024}, {4096, 4096}, {8192, 18992}}
+          : std::vector<std::pair<int64_t, int64_t>>{{1024, 1024}};
+  const std::vector<std::pair<int64_t, int64_t>> norm_shapes =
+      gpu ? std::vector<std::pair<int64_t, int64_t>>{{4096, 896}, {16384, 896}, {4096, 4096}}
+          : std::vector<std::pair<int64_t, int64_t>>{{4096, 896}};
+  for (DType t : row_dtypes) {
+    const double e = static_cast<double>(dtype_size(t));
+    for (auto [rows, cols] : softmax_shapes)
+      list.push_back({fmt::format("softmax {} {}x{}", dtype_name(t), rows, cols), 0, 2.0 * rows * cols * e,
+                      [=](Generator& g) {
+                        Tensor x = randn(g, {rows, cols}, t);
+                        return std::function<void()>([=] { ops::softmax(x); });
+                      }});
+    for (auto [rows, cols] : norm_shapes)
+      list.push_back({fmt::format("rms_norm {} {}x{}", dtype_name(t), rows, cols), 0, 2.0 * rows * cols * e,
+                      [=](Generator& g) {
+                        Tensor x = randn(g, {rows, cols}, t), w = randn(g, {cols}, t);
+                        return std::function<void()>([=] { ops::rms_norm(x, w, 1e-6); });
+                      }});
+  }
+  if (gpu) {
+    const int64_t n = 64 << 20;  // 256 MiB of f32
+    list.push_back({"device copy 256MiB", 0, 2.0 * n * 4, [=](Generator& g) {
+                      Tensor src = randn(g, {n}, DType::f32), dst = Tensor::empty({n}, DType::f32, device);
+                      return std::function<void()>([=] { dst.copy_(src); });
+                    }});
+  } else {
+    const double e = static_cast<double>(dtype_size(dtype));
+    list.push_back({"attention 1x14x256x64 causal", 2.0 * 14 * 256 * 256 * 64, 4.0 * 14 * 256 * 64 * e,
+                    [=](Generator& g) {
+                      Tensor q = randn(g, {1, 14, 256, 64}, dtype), k = randn(g, {1, 2, 256, 64}, dtype),
+                             v = randn(g, {1, 2, 256, 64}, dtype);
+                      return std::function<void()>([=] { ops::attention(q, k, v); });
+                    }});
+  }
   return list;
 }
 
-void run_bench(Device device, DType dtype, int repeats) {
+void run_bench(Device device, DType dtype, int repeats, const std::string& json_path) {
   Generator gen(1);
-  fmt::print("wick op benchmark on {} ({}), median of {} calls\n", device.str(), dtype_name(dtype), repeats);
-  fmt::print("{:<32} {:>12} {:>12} {:>10}\n", "op", "time (ms)", "GFLOP/s", "GB/s");
+  fmt::print("wick op benchmark on {}, median of {} calls\n", device.str(), repeats);
+  fmt::print("{:<34} {:>12} {:>12} {:>10}\n", "op", "time (ms)", "GFLOP/s", "GB/s");
+  std::string json;
   for (const auto& c : cases(device, dtype)) {
     std::vector<std::function<void()>> calls;
     for (int set = 0; set < 3; ++set) calls.push_back(c.make(gen));
-    const double seconds = median_seconds(calls, device, repeats);
-    fmt::print("{:<32} {:>12.3f} {:>12} {:>10.1f}\n", c.name, seconds * 1e3,
-               c.flops > 0 ? fmt::format("{:.1f}", c.flops / seconds / 1e9) : "-", c.bytes / seconds / 1e9);
+    const double ms = median_ms(calls, device, repeats);
+    fmt::print("{:<34} {:>12.4f} {:>12} {:>10.1f}\n", c.name, ms,
+               c.flops > 0 ? fmt::format("{:.1f}", c.flops / ms / 1e6) : "-", c.bytes / ms / 1e6);
+    json += fmt::format("{{\"name\": \"{}\", \"ms\": {:.6f}, \"flops\": {}, \"bytes\": {}}}\n", c.name, ms,
+                        c.flops, c.bytes);
+  }
+  if (!json_path.empty()) {
+    auto file = fmt::output_file(json_path);
+    file.print("{}", json);
   }
 }
 
@@ -87,14 +144,16 @@ void add_bench_command(CLI::App& app) {
   auto* bench = app.add_subcommand("bench", "Benchmarks");
   bench->require_subcommand(1);
   auto* command = bench->add_subcommand("ops", "Time the core ops on fixed shapes");
-  static std::string device = "cpu", dtype = "f32";
+  static std::string device = "cpu", dtype = "f32", json;
   static int repeats = 20;
   command->add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
-  command->add_option("--dtype", dtype, "f32, bf16, f16 or f64")->capture_default_str();
+  command->add_option("--dtype", dtype, "f32, bf16, f16 or f64 (cpu; the cuda set covers bf16, f32, tf32)")
+      ->capture_default_str();
   command->add_option("--repeats", repeats, "timed calls per op")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  command->callback([] { run_bench(device_from_name(device), dtype_from_name(dtype), repeats); });
+  command->add_option("--json", json, "also write one JSON line per case to this file");
+  command->callback([] { run_bench(device_from_name(device), dtype_from_name(dtype), repeats, json); });
 }
 
 }  // namespace wick::cli
