@@ -18,7 +18,7 @@ namespace {
 class CudaUnavailable final : public MemoryBackend {
  public:
   void* allocate(size_t, int) override { not_built(); }
-  void deallocate(void*, size_t, int) override {}
+  void deallocate(void*, size_t, int) noexcept override {}
   void synchronize(int) override { not_built(); }
   int device_count() override { return 0; }
 };

@@ -12,7 +12,7 @@ class MemoryBackend {
  public:
   virtual ~MemoryBackend() = default;
   virtual void* allocate(size_t bytes, int index) = 0;
-  virtual void deallocate(void* ptr, size_t bytes, int index) = 0;
+  virtual void deallocate(void* ptr, size_t bytes, int index) noexcept = 0;
   virtual void synchronize(int index) = 0;
   virtual int device_count() = 0;
 };

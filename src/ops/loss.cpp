@@ -32,9 +32,13 @@ void check_targets(std::string_view op, const Tensor& logits, const Tensor& targ
   check_index_range(op, "target", targets, logits.size(1), ignore_index);
 }
 
-bool cpu_call(const CrossEntropyCall& c) { return on_cpu({&c.logits, &c.targets}); }
+bool cpu_call(const CrossEntropyCall& c) {
+  return on_cpu({&c.logits, &c.targets});
+}
 #ifdef WICK_WITH_CUDA
-bool cuda_call(const CrossEntropyCall& c) { return on_cuda({&c.logits, &c.targets}); }
+bool cuda_call(const CrossEntropyCall& c) {
+  return on_cuda({&c.logits, &c.targets});
+}
 #endif
 
 }  // namespace

@@ -85,11 +85,16 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
        },
        [](const RmsNormCall& c) { cpu::rms_norm(c.x, c.weight, c.eps, c.y); }},
 #ifdef WICK_WITH_CUDA
+      {"cuda_row_cache", "cuda f32/f16/bf16 with dense 16-byte-aligned rows of <= 8192 vectors",
+       [](const RmsNormCall& c) {
+         return on_cuda({&c.x, &c.weight}) && cuda::rms_norm_row_cache_applies(c.x);
+       },
+       [](const RmsNormCall& c) { cuda::rms_norm(c.x, c.weight, c.eps, c.y, true); }},
       {"cuda", "cuda tensors",
        [](const RmsNormCall& c) {
          return on_cuda({&c.x, &c.weight});
        },
-       [](const RmsNormCall& c) { cuda::rms_norm(c.x, c.weight, c.eps, c.y); }},
+       [](const RmsNormCall& c) { cuda::rms_norm(c.x, c.weight, c.eps, c.y, false); }},
 #endif
   };
   dispatch(op, table, RmsNormCall{x, weight, eps, y}, describe({{"x", &x}, {"weight", &weight}}));
@@ -108,12 +113,19 @@ RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const
                          Tensor::empty(x.shape(), x.dtype(), x.device())};
   static const std::vector<Implementation<RmsNormResidualCall>> table = {
 #ifdef WICK_WITH_CUDA
+      {"cuda_row_cache", "cuda f32/f16/bf16 with dense 16-byte-aligned rows of <= 8192 vectors",
+       [](const RmsNormResidualCall& c) {
+         return on_cuda({&c.x, &c.residual, &c.weight}) && cuda::rms_norm_row_cache_applies(c.x);
+       },
+       [](const RmsNormResidualCall& c) {
+         cuda::rms_norm_residual(c.x, c.residual, c.weight, c.eps, c.y, c.sum, true);
+       }},
       {"cuda", "cuda tensors",
        [](const RmsNormResidualCall& c) {
          return on_cuda({&c.x, &c.residual, &c.weight});
        },
        [](const RmsNormResidualCall& c) {
-         cuda::rms_norm_residual(c.x, c.residual, c.weight, c.eps, c.y, c.sum);
+         cuda::rms_norm_residual(c.x, c.residual, c.weight, c.eps, c.y, c.sum, false);
        }},
 #endif
       {"composed", "nothing (add, then rms_norm, on any device)",

@@ -18,6 +18,7 @@ TEST(DType, UnknownNameIsClearError) {
     dtype_from_name("f8");
     FAIL() << "expected an error";
   } catch (const Error& e) {
-    EXPECT_STREQ(e.what(), "[dtype] unknown dtype 'f8' (expected one of f32, f64, f16, bf16, i32, i64, u8, bool)");
+    EXPECT_STREQ(e.what(),
+                 "[dtype] unknown dtype 'f8' (expected one of f32, f64, f16, bf16, i32, i64, u8, bool)");
   }
 }

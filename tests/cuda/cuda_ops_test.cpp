@@ -252,3 +252,50 @@ TEST(CudaRuntime, ForcedUnusableImplementationIsError) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+// Each CUDA implementation of softmax and rms_norm, forced in turn, on row lengths the register-cached
+// kernels take (multiples of the vector width up to the largest benchmarked row).
+TEST_P(Cuda, SoftmaxAndRmsNormEveryImplementation) {
+  auto force = [](const char* impl) {
+    for (const char* op : {"WICK_IMPL_SOFTMAX", "WICK_IMPL_LOG_SOFTMAX", "WICK_IMPL_RMS_NORM",
+                           "WICK_IMPL_RMS_NORM_RESIDUAL"}) {
+      if (impl) {
+        setenv(op, impl, 1);
+      } else {
+        unsetenv(op);
+      }
+    }
+  };
+  for (const char* impl : {"cuda_row_cache", "cuda"}) {
+    SCOPED_TRACE(impl);
+    for (int64_t cols : {8, 896, 1024, 4096, 18992}) {
+      SCOPED_TRACE(cols);
+      const Tensor x = input({3, cols}, 5.0), r = input({3, cols}), w = input({cols});
+      ops::SoftmaxMask mask;
+      mask.causal = true;
+      mask.causal_offset = cols - 5;
+      mask.lengths = Tensor::from_vector<int64_t>({cols, 0, 3}, {3});  // row 1 fully masked
+      ops::SoftmaxMask gpu_mask = mask;
+      gpu_mask.lengths = mask.lengths.to(gpu);
+      const Tensor sum = ops::add(x, r).to(dtype()).to(DType::f64);  // the stored sum is rounded to dtype
+      const Tensor softmax_ref = ops::softmax(x, -1, mask), log_softmax_ref = ops::log_softmax(x);
+      const Tensor norm_ref = ops::rms_norm(x, w, 1e-6), fused_ref = ops::rms_norm(sum, w, 1e-6);
+      force(impl);  // the references above ran on the cpu before the override
+      const Tensor softmax = ops::softmax(on_gpu(x), -1, gpu_mask), log_softmax = ops::log_softmax(on_gpu(x));
+      const Tensor norm = ops::rms_norm(on_gpu(x), on_gpu(w), 1e-6);
+      const auto fused = ops::rms_norm_residual(on_gpu(x), on_gpu(r), on_gpu(w), 1e-6);
+      force(nullptr);
+      expect_close(softmax, softmax_ref);
+      expect_close(log_softmax, log_softmax_ref);
+      expect_close(norm, norm_ref);
+      expect_close(fused.sum, sum);
+      expect_close(fused.y, fused_ref);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace wick::test

@@ -1,4 +1,5 @@
 // Strided copy with dtype conversion, and fill.
+#include <cmath>
 #include <cstring>
 
 #include "backend/cpu/kernels.h"
@@ -8,12 +9,30 @@
 namespace wick::cpu {
 namespace {
 
+// A double narrowed to float with round-to-odd (truncate, then set the last bit if anything was dropped).
+// Rounding that float to f16/bf16, both at least two bits narrower, then gives the nearest-even result of the
+// double itself; plain round-to-nearest to float first could land on a half-way point and round twice.
+float to_float_round_to_odd(double value) {
+  float f = static_cast<float>(value);
+  if (static_cast<double>(f) == value || std::isnan(value)) return f;
+  if (std::fabs(static_cast<double>(f)) > std::fabs(value)) f = std::nextafter(f, 0.0f);
+  uint32_t bits;
+  std::memcpy(&bits, &f, 4);
+  bits |= 1u;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
 template <typename To, typename From>
 To convert(From value) {
   if constexpr (std::is_same_v<From, f16> || std::is_same_v<From, bf16>) {
     return convert<To>(static_cast<float>(value));
   } else if constexpr (std::is_same_v<To, f16> || std::is_same_v<To, bf16>) {
-    return To(static_cast<float>(value));
+    if constexpr (std::is_same_v<From, float>) {
+      return To(value);
+    } else {  // f64 and integers (exact in double up to 2^53)
+      return To(to_float_round_to_odd(static_cast<double>(value)));
+    }
   } else if constexpr (std::is_same_v<To, uint8_t> && std::is_floating_point_v<From>) {
     return static_cast<To>(static_cast<int64_t>(value));
   } else {

@@ -16,7 +16,7 @@ class CpuMemory final : public MemoryBackend {
     if (ptr == nullptr) fail("cpu", "out of host memory allocating {} bytes", bytes);
     return ptr;
   }
-  void deallocate(void* ptr, size_t, int) override { std::free(ptr); }
+  void deallocate(void* ptr, size_t, int) noexcept override { std::free(ptr); }
   void synchronize(int) override {}
   int device_count() override { return 1; }
 };

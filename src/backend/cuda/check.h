@@ -14,7 +14,10 @@ namespace wick::cuda {
 void check(cudaError_t status, std::string_view op, std::string_view what);
 void check(cublasStatus_t status, std::string_view op, std::string_view what);
 
-// Checks that a kernel launch was accepted (bad configuration, missing kernel image). Costs no synchronization.
-inline void check_launch(std::string_view op) { check(cudaGetLastError(), op, "kernel launch"); }
+// Checks that a kernel launch was accepted (bad configuration, missing kernel image). Costs no
+// synchronization.
+inline void check_launch(std::string_view op) {
+  check(cudaGetLastError(), op, "kernel launch");
+}
 
 }  // namespace wick::cuda

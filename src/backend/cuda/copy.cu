@@ -20,8 +20,10 @@ __device__ __forceinline__ To convert(From v) {
   if constexpr (std::is_same_v<To, From>) {
     return v;
   } else if constexpr (std::is_same_v<To, __half> || std::is_same_v<To, __nv_bfloat16>) {
-    if constexpr (std::is_same_v<From, double>) {
-      return from_float<To>(static_cast<float>(v));
+    if constexpr (std::is_same_v<From, double> && std::is_same_v<To, __half>) {
+      return __double2half(v);  // one rounding: through float would round twice
+    } else if constexpr (std::is_same_v<From, double>) {
+      return __double2bfloat16(v);
     } else {
       return from_float<To>(to_float(v));
     }

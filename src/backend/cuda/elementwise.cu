@@ -200,8 +200,7 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, con
 void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = out.numel();
   if (n == 0) return;
-  if (out.dim() > kMaxRank)
-    raise("binary", "CUDA elementwise ops support rank <= 8, got " + out.str());
+  if (out.dim() > kMaxRank) raise("binary", "CUDA elementwise ops support rank <= 8, got " + out.str());
   const Tensor ae = a.expand(out.shape()), be = b.expand(out.shape());
   Broadcast layout{};
   layout.rank = static_cast<int>(out.dim());

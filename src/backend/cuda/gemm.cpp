@@ -50,7 +50,8 @@ struct PerDevice {
 };
 
 std::mutex mutex;
-std::map<int, PerDevice> devices;
+// Never destroyed: the workspaces are device memory, which must not be freed after the runtime shuts down.
+auto& devices = *new std::map<int, PerDevice>();
 std::map<AlgoKey, cublasLtMatmulAlgo_t> algorithms;
 
 }  // namespace

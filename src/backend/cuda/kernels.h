@@ -14,13 +14,17 @@ void fill(const Tensor& dst, double value);
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
 
-// Last-axis softmax; the front-end moves other axes last.
-void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log);
+// Last-axis softmax; the front-end moves other axes last. `row_cache` selects the register-cached kernel
+// (row_cache.cuh), valid where softmax_row_cache_applies(x).
+bool softmax_row_cache_applies(const Tensor& x);
+void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, bool row_cache);
 void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log);
 
-void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y);
+// `row_cache` selects the register-cached kernel (row_cache.cuh), valid where rms_norm_row_cache_applies(x).
+bool rms_norm_row_cache_applies(const Tensor& x);
+void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, bool row_cache);
 void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
-                       const Tensor& y, const Tensor& sum);
+                       const Tensor& y, const Tensor& sum, bool row_cache);
 void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
                        const Tensor& dweight);
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y);

@@ -81,11 +81,13 @@ void cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore_i
     using A = typename Accumulate<T>::type;
     const Tensor per_row = Tensor::empty({rows + 1}, loss.dtype(), logits.device());  // last slot: the count
     cudaStream_t stream = stream_of(logits);
-    count_kernel<A><<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(per_row) + rows);
+    count_kernel<A>
+        <<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(per_row) + rows);
     if (rows > 0)
       cross_entropy_rows<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(
           ptr<const T>(xd), ptr<const int64_t>(ids), ptr<A>(per_row), cols, ignore_index);
-    mean_kernel<A><<<1, 1024, 0, stream>>>(ptr<const A>(per_row), rows, ptr<const A>(per_row) + rows, ptr<A>(loss));
+    mean_kernel<A>
+        <<<1, 1024, 0, stream>>>(ptr<const A>(per_row), rows, ptr<const A>(per_row) + rows, ptr<A>(loss));
   });
   check_launch("cross_entropy");
 }
@@ -99,7 +101,8 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
   with_float_type(logits.dtype(), "cross_entropy_backward", [&](auto tag) {
     using T = decltype(tag);
     using A = typename Accumulate<T>::type;
-    const Tensor count = Tensor::empty({1}, logits.dtype() == DType::f64 ? DType::f64 : DType::f32, logits.device());
+    const Tensor count =
+        Tensor::empty({1}, logits.dtype() == DType::f64 ? DType::f64 : DType::f32, logits.device());
     cudaStream_t stream = stream_of(logits);
     count_kernel<A><<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(count));
     cross_entropy_backward_rows<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(

@@ -6,6 +6,7 @@
 // buffer, then one thread per column adds the G partials in a fixed order.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/row_cache.cuh"
 
 namespace wick::cuda {
 namespace {
@@ -30,6 +31,40 @@ __global__ void rms_norm_kernel(const T* x, const T* residual, const T* weight, 
   const T* src = residual ? sum_out + row * cols : xr;  // each thread re-reads only what it wrote
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
     y[row * cols + j] = store_as<T>(load_as<A>(src + j) * rstd * load_as<A>(weight + j));
+}
+
+// The same with the row (and residual) held in registers (row_cache.cuh): one read of each input, one write.
+template <typename T, int K>
+__global__ void rms_norm_row_cache_kernel(const T* x, const T* residual, const T* weight, T* y, T* sum_out,
+                                          int64_t cols, float eps) {
+  const int64_t row = blockIdx.x;
+  const int64_t vectors = cols / vector_elements<T>;
+  constexpr int E = RowSlice<T, K>::E;
+  RowSlice<T, K> slice;
+  slice.load(x + row * cols, vectors);
+  if (residual) {
+    RowSlice<T, K> other;
+    other.load(residual + row * cols, vectors);
+#pragma unroll
+    for (int j = 0; j < K; ++j)
+#pragma unroll
+      for (int i = 0; i < E; ++i) slice.v[j][i] = to_float(from_float<T>(slice.v[j][i] + other.v[j][i]));
+    slice.store(sum_out + row * cols, vectors);
+  }
+  float sum_sq = 0;
+#pragma unroll
+  for (int j = 0; j < K; ++j)
+#pragma unroll
+    for (int i = 0; i < E; ++i)
+      if (slice.present(j, vectors)) sum_sq += slice.v[j][i] * slice.v[j][i];
+  const float rstd = rsqrtf(block_sum(sum_sq) / static_cast<float>(cols) + eps);
+  RowSlice<T, K> w;
+  w.load(weight, vectors);
+#pragma unroll
+  for (int j = 0; j < K; ++j)
+#pragma unroll
+    for (int i = 0; i < E; ++i) slice.v[j][i] = slice.v[j][i] * rstd * w.v[j][i];
+  slice.store(y + row * cols, vectors);
 }
 
 template <typename T, typename A>
@@ -149,23 +184,44 @@ void reduce_partials(const Tensor& partial, const Tensor& out) {
 
 }  // namespace
 
-void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y) {
-  rms_norm_residual(x, Tensor(), weight, eps, y, Tensor());
+bool rms_norm_row_cache_applies(const Tensor& x) {
+  return x.dtype() != DType::f64 && x.is_contiguous() && x.numel() > 0 &&
+         row_cache_launch(x.size(-1), dtype_size(x.dtype()), {x.data_ptr()}).threads > 0;
+}
+
+void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, bool row_cache) {
+  rms_norm_residual(x, Tensor(), weight, eps, y, Tensor(), row_cache);
 }
 
 void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
-                       const Tensor& y, const Tensor& sum) {
+                       const Tensor& y, const Tensor& sum, bool row_cache) {
   const int64_t rows = row_count(x), cols = x.size(-1);
   if (rows == 0) return;
   DeviceGuard guard(x.device().index);
   const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous();
   const Tensor rd = residual.defined() ? residual.contiguous() : Tensor();
+  const RowCacheLaunch cached = row_cache ? row_cache_launch(cols, dtype_size(x.dtype()),
+                                                             {xd.data_ptr(), wd.data_ptr(), y.data_ptr(),
+                                                              rd.defined() ? rd.data_ptr() : nullptr,
+                                                              sum.defined() ? sum.data_ptr() : nullptr})
+                                          : RowCacheLaunch{};
   with_float_type(x.dtype(), "rms_norm", [&](auto tag) {
     using T = decltype(tag);
     using A = typename Accumulate<T>::type;
+    const T* r = rd.defined() ? ptr<const T>(rd) : nullptr;
+    T* s = sum.defined() ? ptr<T>(sum) : nullptr;
+    if constexpr (!std::is_same_v<T, double>) {
+      if (cached.threads > 0) {
+        with_vectors_per_thread(cached.vectors_per_thread, [&](auto k) {
+          rms_norm_row_cache_kernel<T, decltype(k)::value>
+              <<<static_cast<unsigned>(rows), cached.threads, 0, stream_of(x)>>>(
+                  ptr<const T>(xd), r, ptr<const T>(wd), ptr<T>(y), s, cols, static_cast<float>(eps));
+        });
+        return;
+      }
+    }
     rms_norm_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
-        ptr<const T>(xd), rd.defined() ? ptr<const T>(rd) : nullptr, ptr<const T>(wd), ptr<T>(y),
-        sum.defined() ? ptr<T>(sum) : nullptr, cols, static_cast<A>(eps));
+        ptr<const T>(xd), r, ptr<const T>(wd), ptr<T>(y), s, cols, static_cast<A>(eps));
   });
   check_launch("rms_norm");
 }

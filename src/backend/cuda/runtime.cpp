@@ -37,10 +37,11 @@ int visible_devices() {
 }
 
 DeviceState& state(int device) {
-  static std::vector<DeviceState> states(static_cast<size_t>(std::max(visible_devices(), 1)));
+  // Never destroyed: tensors still alive at exit free their memory after static destructors have run.
+  static auto* states = new std::vector<DeviceState>(static_cast<size_t>(std::max(visible_devices(), 1)));
   if (device < 0 || device >= visible_devices())
     fail("cuda", "device cuda:{} does not exist ({} CUDA device(s) visible)", device, visible_devices());
-  DeviceState& s = states[static_cast<size_t>(device)];
+  DeviceState& s = (*states)[static_cast<size_t>(device)];
   std::call_once(s.init, [&] {
     check(cudaSetDevice(device), "cuda", "cudaSetDevice");
     check(cudaStreamCreateWithFlags(&s.default_stream, cudaStreamNonBlocking), "cuda", "cudaStreamCreate");
@@ -75,10 +76,15 @@ class CudaMemory final : public backend::MemoryBackend {
     ++s.allocations;
     return ptr;
   }
-  void deallocate(void* ptr, size_t bytes, int index) override {
+  // Runs from destructors, also after the CUDA runtime has shut down at exit: reports nothing, throws
+  // nothing.
+  void deallocate(void* ptr, size_t bytes, int index) noexcept override {
     DeviceState& s = state(index);
-    DeviceGuard guard(index);
-    if (ptr != nullptr) cudaFreeAsync(ptr, s.current);  // errors here cannot be reported from a destructor
+    int previous = 0;
+    if (cudaGetDevice(&previous) != cudaSuccess) return;  // runtime already unloaded: the driver frees it all
+    if (previous != index) cudaSetDevice(index);
+    if (ptr != nullptr) cudaFreeAsync(ptr, s.current);
+    if (previous != index) cudaSetDevice(previous);
     s.current_bytes -= bytes;
     --s.allocations;
   }

@@ -5,6 +5,7 @@
 // uses it). The backward is one block per row: dx = y·(dy − Σ y·dy), or dy − exp(y)·Σ dy for log-softmax.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/row_cache.cuh"
 #include "backend/cuda/softmax.h"
 
 namespace wick::cuda {
@@ -56,6 +57,52 @@ __global__ void softmax_kernel(const T* x, T* y, float* lse, int64_t cols, MaskA
   }
 }
 
+// The same with the row held in registers (row_cache.cuh): one read, one write.
+template <typename T, int K>
+__global__ void softmax_row_cache_kernel(const T* x, T* y, float* lse, int64_t cols, MaskArgs mask,
+                                         bool log) {
+  const int64_t row = blockIdx.x;
+  const int64_t vectors = cols / vector_elements<T>;
+  int64_t visible = cols;
+  if (mask.causal)
+    visible = min(visible, max(int64_t(0), row % mask.rows_per_matrix + mask.causal_offset + 1));
+  if (mask.lengths) visible = min(visible, max(int64_t(0), mask.lengths[row / mask.rows_per_batch]));
+  RowSlice<T, K> slice;
+  slice.load(x + row * cols, vectors);
+  constexpr int E = RowSlice<T, K>::E;
+  float m = -INFINITY;
+#pragma unroll
+  for (int j = 0; j < K; ++j)
+#pragma unroll
+    for (int i = 0; i < E; ++i)
+      if (slice.present(j, vectors) && slice.first_column(j) + i < visible) m = fmaxf(m, slice.v[j][i]);
+  m = block_max(m);
+  // One exp per element: softmax keeps exp(x − max) in place of x; log-softmax keeps x.
+  float sum = 0;
+#pragma unroll
+  for (int j = 0; j < K; ++j)
+#pragma unroll
+    for (int i = 0; i < E; ++i) {
+      float& v = slice.v[j][i];
+      const bool seen = slice.present(j, vectors) && slice.first_column(j) + i < visible;
+      const float e = seen ? expf(v - m) : 0.0f;
+      sum += e;
+      if (!log) v = e;
+    }
+  sum = block_sum(sum);
+  const float log_sum = m + logf(sum), inv = sum > 0 ? 1.0f / sum : 0.0f;  // no visible column: all zeros
+  if (lse && threadIdx.x == 0) lse[row] = visible == 0 ? -INFINITY : log_sum;
+#pragma unroll
+  for (int j = 0; j < K; ++j)
+#pragma unroll
+    for (int i = 0; i < E; ++i) {
+      const bool seen = slice.first_column(j) + i < visible;
+      float& v = slice.v[j][i];
+      v = log ? (seen ? v - log_sum : -INFINITY) : v * inv;
+    }
+  slice.store(y + row * cols, vectors);
+}
+
 template <typename T, typename A>
 __global__ void softmax_backward_kernel(const T* y, const T* dy, T* dx, int64_t cols, bool log) {
   const int64_t row = blockIdx.x;
@@ -86,8 +133,8 @@ void into(const Tensor& y, Body&& body) {
 
 }  // namespace
 
-void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log,
-                  const Tensor& lse) {
+void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, const Tensor& lse,
+                  bool allow_row_cache) {
   const int64_t cols = x.size(-1);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
   if (rows == 0) return;
@@ -99,18 +146,38 @@ void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask
                 lengths.defined() ? ptr<const int64_t>(lengths) : nullptr,
                 rows / std::max<int64_t>(x.size(0), 1)};
   into(y, [&](const Tensor& out) {
+    const RowCacheLaunch cached =
+        allow_row_cache && x.dtype() != DType::f64
+            ? row_cache_launch(cols, dtype_size(x.dtype()), {xd.data_ptr(), out.data_ptr()})
+            : RowCacheLaunch{};
     with_float_type(x.dtype(), "softmax", [&](auto tag) {
       using T = decltype(tag);
       using A = typename Accumulate<T>::type;
+      float* lse_ptr = lse.defined() ? ptr<float>(lse) : nullptr;
+      if constexpr (!std::is_same_v<T, double>) {
+        if (cached.threads > 0) {
+          with_vectors_per_thread(cached.vectors_per_thread, [&](auto k) {
+            softmax_row_cache_kernel<T, decltype(k)::value>
+                <<<static_cast<unsigned>(rows), cached.threads, 0, stream_of(x)>>>(
+                    ptr<const T>(xd), ptr<T>(out), lse_ptr, cols, args, log);
+          });
+          return;
+        }
+      }
       softmax_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
-          ptr<const T>(xd), ptr<T>(out), lse.defined() ? ptr<float>(lse) : nullptr, cols, args, log);
+          ptr<const T>(xd), ptr<T>(out), lse_ptr, cols, args, log);
     });
   });
   check_launch("softmax");
 }
 
-void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log) {
-  softmax_rows(x, y, mask, log, Tensor());
+bool softmax_row_cache_applies(const Tensor& x) {
+  return x.dtype() != DType::f64 && x.is_contiguous() && x.numel() > 0 &&
+         row_cache_launch(x.size(-1), dtype_size(x.dtype()), {x.data_ptr()}).threads > 0;
+}
+
+void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, bool row_cache) {
+  softmax_rows(x, y, mask, log, Tensor(), row_cache);
 }
 
 void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) {

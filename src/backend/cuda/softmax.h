@@ -5,7 +5,7 @@
 
 namespace wick::cuda {
 
-void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log,
-                  const Tensor& lse);
+void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, const Tensor& lse,
+                  bool allow_row_cache = true);
 
 }  // namespace wick::cuda
