@@ -35,8 +35,9 @@ __global__ void rms_norm_kernel(const T* x, const T* residual, const T* weight, 
 
 // The same with the row (and residual) held in registers (row_cache.cuh): one read of each input, one write.
 template <typename T, int K>
-__global__ void rms_norm_row_cache_kernel(const T* x, const T* residual, const T* weight, T* y, T* sum_out,
-                                          int64_t cols, float eps) {
+__global__ void __launch_bounds__(kRowCacheThreads)
+    rms_norm_row_cache_kernel(const T* x, const T* residual, const T* weight, T* y, T* sum_out, int64_t cols,
+                              float eps) {
   const int64_t row = blockIdx.x;
   const int64_t vectors = cols / vector_elements<T>;
   constexpr int E = RowSlice<T, K>::E;

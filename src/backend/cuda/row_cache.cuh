@@ -13,6 +13,9 @@ namespace wick::cuda {
 template <typename T>
 constexpr int vector_elements = 16 / sizeof(T);
 
+// Row-cache kernels are declared __launch_bounds__(kRowCacheThreads) so any block size up to it can launch.
+constexpr int kRowCacheThreads = 1024;
+
 struct RowCacheLaunch {
   int threads = 0;
   int vectors_per_thread = 0;  // K: 1, 2, 4 or 8
@@ -28,11 +31,13 @@ inline RowCacheLaunch row_cache_launch(int64_t cols, size_t element_bytes,
   for (const void* p : pointers)
     if (p != nullptr && reinterpret_cast<uintptr_t>(p) % 16 != 0) return {};
   const int64_t vectors = cols / per_vector;
-  if (vectors > 1024 * 8) return {};
-  // Blocks of at most 256 threads where K <= 8 allows it: more rows in flight per multiprocessor, and more
+  // At most 32 cached values per thread, so a 1024-thread block fits the register file (kRowCacheThreads).
+  const int max_k = static_cast<int>(32 / per_vector);
+  if (vectors > int64_t{kRowCacheThreads} * max_k) return {};
+  // Blocks of at most 256 threads where K allows it: more rows in flight per multiprocessor, and more
   // independent 16-byte loads per thread, hide memory latency better than a few wide blocks.
   int k = 1;
-  while (k < 8 && (vectors + k - 1) / k > 256) k *= 2;
+  while (k < max_k && (vectors + k - 1) / k > 256) k *= 2;
   const int64_t threads = (vectors + k - 1) / k;
   return {static_cast<int>((threads + 31) / 32 * 32), k};
 }

@@ -59,8 +59,8 @@ __global__ void softmax_kernel(const T* x, T* y, float* lse, int64_t cols, MaskA
 
 // The same with the row held in registers (row_cache.cuh): one read, one write.
 template <typename T, int K>
-__global__ void softmax_row_cache_kernel(const T* x, T* y, float* lse, int64_t cols, MaskArgs mask,
-                                         bool log) {
+__global__ void __launch_bounds__(kRowCacheThreads)
+    softmax_row_cache_kernel(const T* x, T* y, float* lse, int64_t cols, MaskArgs mask, bool log) {
   const int64_t row = blockIdx.x;
   const int64_t vectors = cols / vector_elements<T>;
   int64_t visible = cols;
