@@ -57,6 +57,23 @@ def cases():
                 return lambda: torch.nn.functional.rms_norm(x, (cols,), w, 1e-6)
             out.append((f"rms_norm {name} {rows}x{cols}", make))
 
+    for tokens, features in ((4096, 896), (4096, 4096)):
+        def make_linear(tokens=tokens, features=features):
+            x = torch.randn(tokens, features, device=dev, dtype=torch.bfloat16)
+            w = torch.randn(features, features, device=dev, dtype=torch.bfloat16)
+            return lambda: torch.nn.functional.linear(x, w)
+        out.append((f"linear bf16 {tokens}x{features}->{features}", make_linear))
+
+        def make_lora(tokens=tokens, features=features):
+            # PEFT's LoRA Linear forward: base(x) + lora_B(lora_A(dropout(x))) * scaling
+            x = torch.randn(tokens, features, device=dev, dtype=torch.bfloat16)
+            w = torch.randn(features, features, device=dev, dtype=torch.bfloat16)
+            a = torch.randn(16, features, device=dev, dtype=torch.bfloat16)
+            b = torch.randn(features, 16, device=dev, dtype=torch.bfloat16)
+            f = torch.nn.functional.linear
+            return lambda: f(x, w) + f(f(x, a), b) * 2.0
+        out.append((f"lora_linear bf16 {tokens}x{features}->{features} r16", make_lora))
+
     def copy():
         n = 64 << 20
         src = torch.randn(n, device=dev)

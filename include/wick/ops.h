@@ -7,6 +7,7 @@
 #include "wick/ops/embedding.h"
 #include "wick/ops/gemm.h"
 #include "wick/ops/loss.h"
+#include "wick/ops/lora.h"
 #include "wick/ops/norm.h"
 #include "wick/ops/rope.h"
 #include "wick/ops/select.h"

@@ -101,6 +101,25 @@ std::vector<Case> cases(Device device, DType dtype) {
                       }});
   }
   if (gpu) {
+    for (auto [tokens, features] : std::vector<std::pair<int64_t, int64_t>>{{4096, 896}, {4096, 4096}}) {
+      const double base_flops = 2.0 * tokens * features * features, rank = 16;
+      const double e = 2;  // bf16
+      list.push_back({fmt::format("linear bf16 {}x{}->{}", tokens, features, features), base_flops,
+                      (2.0 * tokens * features + features * features) * e, [=](Generator& g) {
+                        Tensor x = randn(g, {tokens, features}, DType::bf16),
+                               w = randn(g, {features, features}, DType::bf16);
+                        return std::function<void()>([=] { ops::matmul(x, w, false, true); });
+                      }});
+      list.push_back(
+          {fmt::format("lora_linear bf16 {}x{}->{} r16", tokens, features, features),
+           base_flops + 4.0 * tokens * features * rank, (2.0 * tokens * features + features * features) * e,
+           [=](Generator& g) {
+             Tensor x = randn(g, {tokens, features}, DType::bf16),
+                    w = randn(g, {features, features}, DType::bf16);
+             Tensor a = randn(g, {16, features}, DType::bf16), b = randn(g, {features, 16}, DType::bf16);
+             return std::function<void()>([=] { ops::lora_linear(x, w, a, b, 2.0); });
+           }});
+    }
     const int64_t n = 64 << 20;  // 256 MiB of f32
     list.push_back({"device copy 256MiB", 0, 2.0 * n * 4, [=](Generator& g) {
                       Tensor src = randn(g, {n}, DType::f32), dst = Tensor::empty({n}, DType::f32, device);

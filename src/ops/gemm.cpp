@@ -61,6 +61,11 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& 
   if (c.shape() != expected)
     fail(op, "c must have shape {} for a={} and b={}, got {}", shape_str(expected), a.str(), b.str(),
          c.str());
+  if (options.bias.defined()) {
+    check_shape(op, "bias", options.bias, {n});
+    check_same_dtype(op, {{"c", &c}, {"bias", &options.bias}});
+    check_same_device(op, {{"c", &c}, {"bias", &options.bias}});
+  }
   if (options.allow_tf32 && a.dtype() != DType::f32)
     fail(op, "allow_tf32 applies to f32 operands only, got {}", a.str());
   dispatch(op, gemm_table(), GemmCall{a, b, c, options}, describe({{"a", &a}, {"b", &b}, {"c", &c}}));

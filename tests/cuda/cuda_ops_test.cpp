@@ -258,17 +258,23 @@ namespace {
 
 // Each CUDA implementation of softmax and rms_norm, forced in turn, on row lengths the register-cached
 // kernels take (multiples of the vector width up to the largest benchmarked row).
+// Forces one implementation of softmax, log_softmax, rms_norm and rms_norm_residual while alive, also when an
+// expectation throws.
+class ForceRowOps {
+ public:
+  explicit ForceRowOps(const char* impl) {
+    for (const char* op : kOps) setenv(op, impl, 1);
+  }
+  ~ForceRowOps() {
+    for (const char* op : kOps) unsetenv(op);
+  }
+
+ private:
+  static constexpr const char* kOps[] = {"WICK_IMPL_SOFTMAX", "WICK_IMPL_LOG_SOFTMAX", "WICK_IMPL_RMS_NORM",
+                                         "WICK_IMPL_RMS_NORM_RESIDUAL"};
+};
+
 TEST_P(Cuda, SoftmaxAndRmsNormEveryImplementation) {
-  auto force = [](const char* impl) {
-    for (const char* op : {"WICK_IMPL_SOFTMAX", "WICK_IMPL_LOG_SOFTMAX", "WICK_IMPL_RMS_NORM",
-                           "WICK_IMPL_RMS_NORM_RESIDUAL"}) {
-      if (impl) {
-        setenv(op, impl, 1);
-      } else {
-        unsetenv(op);
-      }
-    }
-  };
   for (const char* impl : {"cuda_row_cache", "cuda"}) {
     SCOPED_TRACE(impl);
     for (int64_t cols : {8, 896, 1024, 4096, 18992}) {
@@ -283,11 +289,15 @@ TEST_P(Cuda, SoftmaxAndRmsNormEveryImplementation) {
       const Tensor sum = ops::add(x, r).to(dtype()).to(DType::f64);  // the stored sum is rounded to dtype
       const Tensor softmax_ref = ops::softmax(x, -1, mask), log_softmax_ref = ops::log_softmax(x);
       const Tensor norm_ref = ops::rms_norm(x, w, 1e-6), fused_ref = ops::rms_norm(sum, w, 1e-6);
-      force(impl);  // the references above ran on the cpu before the override
-      const Tensor softmax = ops::softmax(on_gpu(x), -1, gpu_mask), log_softmax = ops::log_softmax(on_gpu(x));
-      const Tensor norm = ops::rms_norm(on_gpu(x), on_gpu(w), 1e-6);
-      const auto fused = ops::rms_norm_residual(on_gpu(x), on_gpu(r), on_gpu(w), 1e-6);
-      force(nullptr);
+      Tensor softmax, log_softmax, norm;
+      ops::RmsNormResidual fused;
+      {
+        ForceRowOps force(impl);  // the references above ran on the cpu before the override
+        softmax = ops::softmax(on_gpu(x), -1, gpu_mask);
+        log_softmax = ops::log_softmax(on_gpu(x));
+        norm = ops::rms_norm(on_gpu(x), on_gpu(w), 1e-6);
+        fused = ops::rms_norm_residual(on_gpu(x), on_gpu(r), on_gpu(w), 1e-6);
+      }
       expect_close(softmax, softmax_ref);
       expect_close(log_softmax, log_softmax_ref);
       expect_close(norm, norm_ref);
@@ -295,6 +305,28 @@ TEST_P(Cuda, SoftmaxAndRmsNormEveryImplementation) {
       expect_close(fused.y, fused_ref);
     }
   }
+}
+
+}  // namespace
+}  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST_P(Cuda, LoraLinearAndBiasEpilogue) {
+  const Tensor x = input({3, 9, 64}), w = input({48, 64}), a = input({8, 64}), b = input({48, 8}),
+               bias = input({48});
+  const auto g = ops::lora_linear(on_gpu(x), on_gpu(w), on_gpu(a), on_gpu(b), 2.0, on_gpu(bias));
+  const auto r = ops::lora_linear(x, w, a, b, 2.0, bias);
+  expect_close(g.y, r.y, 2.0);
+  const Tensor dy = input({3, 9, 48});
+  const auto gg =
+      ops::lora_linear_backward(on_gpu(x), on_gpu(w), on_gpu(a), on_gpu(b), 2.0, g.xa, on_gpu(dy));
+  const auto rg = ops::lora_linear_backward(x, w, a, b, 2.0, g.xa.to(Device::cpu()).to(DType::f64), dy);
+  EXPECT_EQ(gg.da.dtype(), DType::f32);
+  expect_close(gg.dx, rg.dx, 2.0);
+  expect_close(gg.da, rg.da, 2.0);
+  expect_close(gg.db, rg.db, 2.0);
 }
 
 }  // namespace

@@ -12,6 +12,9 @@ struct GemmOptions {
   double beta = 0.0;
   // f32 inputs may use TF32 tensor cores on CUDA (about 1e-3 relative error). Exact f32 unless asked.
   bool allow_tf32 = false;
+  // Optional [N] vector of C's dtype added to every row of C (in the GEMM epilogue on CUDA):
+  // C = alpha·op(A)·op(B) + beta·C + bias.
+  Tensor bias;
 };
 
 // A: [..., M, K] ([..., K, M] when transposed), B: [..., K, N] ([..., N, K] when transposed), C: [..., M, N].

@@ -77,6 +77,16 @@ void gemm_typed(const Tensor& a, const Tensor& b, const Tensor& c, const ops::Ge
       blas_gemm<T>(!eff_b, !eff_a, n, m, k, alpha, bi, B.view.ld, ai, A.view.ld, beta, ci, C.ld);
     }
   }
+  if (options.bias.defined()) {
+    const Tensor bias = dense<T>(options.bias);
+    const T* bias_data = bias.data<T>();
+    for (int64_t i = 0; i < batches; ++i) {
+      T* ci = c_data + i * C.batch_stride;
+      for (int64_t r = 0; r < m; ++r)
+        for (int64_t col = 0; col < n; ++col)
+          ci[C.column_major ? col * C.ld + r : r * C.ld + col] += bias_data[col];
+    }
+  }
   if (!c_direct) c.copy_(c_work);
 }
 

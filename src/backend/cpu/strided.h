@@ -15,10 +15,11 @@ namespace wick::cpu {
 template <size_t N, typename Body>
 void for_each_row(const Shape& shape, const std::array<const Shape*, N>& strides, int64_t row_begin,
                   int64_t row_end, Body&& body) {
+  if (row_begin >= row_end) return;  // also keeps empty axes out of the index arithmetic below
   const int64_t rank = static_cast<int64_t>(shape.size());
   if (rank == 0) {
     std::array<int64_t, N> offsets{};
-    if (row_begin < row_end) body(offsets, int64_t{1});
+    body(offsets, int64_t{1});
     return;
   }
   const int64_t inner = shape.back();

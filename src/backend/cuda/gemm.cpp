@@ -88,6 +88,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
     } else {
       c.copy_(ops::scale(c, options.beta));
     }
+    if (options.bias.defined()) c.copy_(ops::add(c, options.bias));
     return;
   }
   if (batch > INT32_MAX) fail("gemm", "batch count {} exceeds cuBLASLt's limit", batch);
@@ -103,6 +104,15 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
       (options.transpose_a != A.view.column_major) ? CUBLAS_OP_T : CUBLAS_OP_N;
   desc.set(CUBLASLT_MATMUL_DESC_TRANSA, op_first);
   desc.set(CUBLASLT_MATMUL_DESC_TRANSB, op_second);
+  // Lt's output is Cᵀ (N×M column-major), so its per-row bias is our per-column bias.
+  Tensor bias;
+  if (options.bias.defined()) {
+    bias = options.bias.contiguous();
+    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BIAS);
+    const void* bias_pointer = bias.data_ptr();
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, bias_pointer);
+    if (batch > 1) desc.set(CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE, int64_t{0});
+  }
   // A stored matrix of r×c read column-major: row-major storage gives a c×r matrix, column-major an r×c one.
   auto layout_of = [&](const MatrixView& v) {
     const uint64_t rows = v.column_major ? v.rows : v.cols, cols = v.column_major ? v.cols : v.rows;
@@ -135,7 +145,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
                       C.batch_stride,
                       static_cast<int>(a.dtype()) * 16 + static_cast<int>(c.dtype()),
                       (op_first == CUBLAS_OP_T) * 1 + (op_second == CUBLAS_OP_T) * 2 +
-                          options.allow_tf32 * 4 + (options.beta != 0.0) * 8};
+                          options.allow_tf32 * 4 + (options.beta != 0.0) * 8 + options.bias.defined() * 16};
     auto found = algorithms.find(key);
     if (found == algorithms.end()) {
       LtPreference preference(kWorkspaceBytes);

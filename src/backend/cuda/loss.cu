@@ -1,15 +1,24 @@
-// Cross-entropy, one block per row: an online max / sum-of-exp pass gives the row's log-sum-exp, the loss is
-// lse − logit[target]; a second single-block kernel averages the per-row losses in a fixed order
-// (deterministic). The backward writes (softmax − onehot)·grad/count in the same row pass. Targets are
-// validated on the host first (one small read), which also gives the count of targets that are not ignored.
+// Cross-entropy, one block per row: an online max / sum-of-exp pass gives the row's max and log-sum, the loss
+// is log Σ exp(x − max) − (logit[target] − max); a second single-block kernel averages the per-row losses in
+// a fixed order (deterministic). The backward writes (softmax − onehot)·grad/count in the same row pass. The
+// count of targets that are not ignored is computed on the device, so nothing waits on the host (the
+// front-end has validated the targets).
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace wick::cuda {
 namespace {
 
+// The row's max and log Σ exp(x − max), kept apart: adding them first would round away the low bits of the
+// loss when the logits are large.
+template <typename A>
+struct LogSumExp {
+  A max;
+  A log_sum;
+};
+
 template <typename T, typename A>
-__device__ A row_log_sum_exp(const T* row, int64_t cols) {
+__device__ LogSumExp<A> row_log_sum_exp(const T* row, int64_t cols) {
   A m = -INFINITY, s = 0;
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
     const A v = load_as<A>(row + j);
@@ -19,7 +28,7 @@ __device__ A row_log_sum_exp(const T* row, int64_t cols) {
   }
   const A row_max = block_max(m);
   s = m == A(-INFINITY) ? A(0) : s * exp(m - row_max);
-  return row_max + log(block_sum(s));
+  return {row_max, log(block_sum(s))};
 }
 
 template <typename T, typename A>
@@ -31,8 +40,8 @@ __global__ void cross_entropy_rows(const T* logits, const int64_t* targets, A* p
     if (threadIdx.x == 0) per_row[row] = 0;
     return;
   }
-  const A lse = row_log_sum_exp<T, A>(logits + row * cols, cols);
-  if (threadIdx.x == 0) per_row[row] = lse - load_as<A>(logits + row * cols + target);
+  const LogSumExp<A> lse = row_log_sum_exp<T, A>(logits + row * cols, cols);
+  if (threadIdx.x == 0) per_row[row] = lse.log_sum - (load_as<A>(logits + row * cols + target) - lse.max);
 }
 
 // The mean over counted rows; 0/0 gives NaN when every target is ignored, as the reference does.
@@ -56,9 +65,10 @@ __global__ void cross_entropy_backward_rows(const T* logits, const int64_t* targ
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) d[j] = store_as<T>(A(0));
     return;
   }
-  const A lse = row_log_sum_exp<T, A>(x, cols);
+  const LogSumExp<A> lse = row_log_sum_exp<T, A>(x, cols);
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-    d[j] = store_as<T>((exp(load_as<A>(x + j) - lse) - (j == target ? A(1) : A(0))) * factor);
+    d[j] =
+        store_as<T>((exp(load_as<A>(x + j) - lse.max - lse.log_sum) - (j == target ? A(1) : A(0))) * factor);
 }
 
 // counts[0] = number of targets that are not ignored, summed in a fixed order.

@@ -85,7 +85,8 @@ __global__ void __launch_bounds__(kRowCacheThreads)
     for (int i = 0; i < E; ++i) {
       float& v = slice.v[j][i];
       const bool seen = slice.present(j, vectors) && slice.first_column(j) + i < visible;
-      const float e = seen ? expf(v - m) : 0.0f;
+      const float e =
+          seen ? __expf(v - m) : 0.0f;  // fast exp: its error grows with |x − max|, where the terms are tiny
       sum += e;
       if (!log) v = e;
     }

@@ -1,0 +1,29 @@
+// The LoRA linear layer: y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ (+ bias), with W frozen.
+#pragma once
+
+#include "wick/tensor.h"
+
+namespace wick::ops {
+
+struct LoraLinearResult {
+  Tensor y;   // [..., out]
+  Tensor xa;  // x·Aᵀ [..., r], kept for the backward
+};
+
+// x: [..., in]; w: [out, in]; a: [r, in]; b: [out, r]; bias: optional [out]. x, w, a, b (and bias) share one
+// float dtype and device. The LoRA term is accumulated into y by the GEMM epilogue (beta = 1), so no
+// elementwise pass runs over y.
+LoraLinearResult lora_linear(const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b, double scale,
+                             const Tensor& bias = Tensor());
+
+struct LoraLinearGrads {
+  Tensor dx;  // [..., in], x's dtype; undefined unless asked for
+  Tensor da;  // [r, in], f32 (f64 for f64 inputs)
+  Tensor db;  // [out, r], f32 (f64 for f64 inputs)
+};
+// Gradients for A, B and (optionally) x; none for the frozen W.
+LoraLinearGrads lora_linear_backward(const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
+                                     double scale, const Tensor& xa, const Tensor& dy,
+                                     bool compute_dx = true);
+
+}  // namespace wick::ops

@@ -1,0 +1,96 @@
+// The LoRA linear layer composed from GEMMs on any device. Forward: xa = x·Aᵀ, y = x·Wᵀ (+ bias in the
+// epilogue), then y += scale·xa·Bᵀ as a beta = 1 GEMM, so the low-rank update costs two thin GEMMs and no
+// pass of its own. Backward: db = scale·dyᵀ·xa, dxa = scale·dy·B, da = dxaᵀ·x, dx = dy·W + dxa·A (again
+// accumulated by beta = 1).
+#include "wick/ops/lora.h"
+
+#include "ops/check.h"
+#include "wick/ops/gemm.h"
+
+namespace wick::ops {
+namespace {
+
+struct Dims {
+  int64_t tokens, in, out, rank;
+};
+
+Dims check_lora(std::string_view op, const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
+                const Tensor& bias) {
+  for (const auto& [name, t] :
+       {NamedTensor{"x", &x}, NamedTensor{"w", &w}, NamedTensor{"a", &a}, NamedTensor{"b", &b}})
+    check_floating(op, name, *t);
+  check_same_dtype(op, {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"bias", &bias}});
+  check_same_device(op, {{"x", &x}, {"w", &w}, {"a", &a}, {"b", &b}, {"bias", &bias}});
+  check_rank(op, "w", w, 2);
+  check_rank(op, "a", a, 2);
+  check_rank(op, "b", b, 2);
+  if (x.dim() < 1) fail(op, "x must have rank >= 1, got {}", x.str());
+  const Dims d{x.numel() / std::max<int64_t>(x.size(-1), 1), x.size(-1), w.size(0), a.size(0)};
+  if (w.size(1) != d.in) fail(op, "w must be [out, {}] for x={}, got {}", d.in, x.str(), w.str());
+  check_shape(op, "a", a, {d.rank, d.in});
+  check_shape(op, "b", b, {d.out, d.rank});
+  if (bias.defined()) check_shape(op, "bias", bias, {d.out});
+  return d;
+}
+
+Shape with_last(const Tensor& x, int64_t last) {
+  Shape shape = x.shape();
+  shape.back() = last;
+  return shape;
+}
+
+GemmOptions options(bool ta, bool tb, double alpha = 1.0, double beta = 0.0) {
+  GemmOptions o;
+  o.transpose_a = ta;
+  o.transpose_b = tb;
+  o.alpha = alpha;
+  o.beta = beta;
+  return o;
+}
+
+}  // namespace
+
+LoraLinearResult lora_linear(const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b, double scale,
+                             const Tensor& bias) {
+  const Dims d = check_lora("lora_linear", x, w, a, b, bias);
+  const Tensor x2 = x.reshape({d.tokens, d.in});
+  Tensor xa = Tensor::empty({d.tokens, d.rank}, x.dtype(), x.device());
+  Tensor y = Tensor::empty({d.tokens, d.out}, x.dtype(), x.device());
+  gemm(x2, a, xa, options(false, true));
+  GemmOptions base = options(false, true);
+  base.bias = bias;
+  gemm(x2, w, y, base);
+  gemm(xa, b, y, options(false, true, scale, 1.0));
+  return {y.view(with_last(x, d.out)), xa.view(with_last(x, d.rank))};
+}
+
+LoraLinearGrads lora_linear_backward(const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
+                                     double scale, const Tensor& xa, const Tensor& dy, bool compute_dx) {
+  constexpr std::string_view op = "lora_linear_backward";
+  const Dims d = check_lora(op, x, w, a, b, Tensor());
+  check_floating(op, "xa", xa);
+  check_floating(op, "dy", dy);
+  check_same_dtype(op, {{"x", &x}, {"xa", &xa}, {"dy", &dy}});
+  check_same_device(op, {{"x", &x}, {"xa", &xa}, {"dy", &dy}});
+  check_shape(op, "xa", xa, with_last(x, d.rank));
+  check_shape(op, "dy", dy, with_last(x, d.out));
+  const DType grad_dtype = x.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  const Tensor x2 = x.reshape({d.tokens, d.in}), xa2 = xa.reshape({d.tokens, d.rank});
+  const Tensor dy2 = dy.reshape({d.tokens, d.out});
+  LoraLinearGrads grads;
+  grads.db = Tensor::empty({d.out, d.rank}, grad_dtype, x.device());
+  gemm(dy2, xa2, grads.db, options(true, false, scale));
+  Tensor dxa = Tensor::empty({d.tokens, d.rank}, x.dtype(), x.device());
+  gemm(dy2, b, dxa, options(false, false, scale));
+  grads.da = Tensor::empty({d.rank, d.in}, grad_dtype, x.device());
+  gemm(dxa, x2, grads.da, options(true, false));
+  if (compute_dx) {
+    Tensor dx = Tensor::empty({d.tokens, d.in}, x.dtype(), x.device());
+    gemm(dy2, w, dx, options(false, false));
+    gemm(dxa, a, dx, options(false, false, 1.0, 1.0));
+    grads.dx = dx.view(x.shape());
+  }
+  return grads;
+}
+
+}  // namespace wick::ops
