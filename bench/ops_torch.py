@@ -74,6 +74,14 @@ def cases():
             return lambda: f(x, w) + f(f(x, a), b) * 2.0
         out.append((f"lora_linear bf16 {tokens}x{features}->{features} r16", make_lora))
 
+    for k, n in ((896, 896), (896, 4864), (4864, 896), (896, 151936)):
+        def make_decode(k=k, n=n):
+            x = torch.randn(1, k, device=dev, dtype=torch.bfloat16)
+            w = torch.randn(n, k, device=dev, dtype=torch.bfloat16)
+            return lambda: torch.nn.functional.linear(x, w)
+        for impl in ("cuda_gemv", "cublaslt"):
+            out.append((f"decode gemm bf16 1x{k}->{n} {impl}", make_decode))
+
     def copy():
         n = 64 << 20
         src = torch.randn(n, device=dev)

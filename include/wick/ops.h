@@ -10,5 +10,6 @@
 #include "wick/ops/lora.h"
 #include "wick/ops/norm.h"
 #include "wick/ops/rope.h"
+#include "wick/ops/sampling.h"
 #include "wick/ops/select.h"
 #include "wick/ops/softmax.h"

@@ -13,6 +13,10 @@ namespace wick {
 // Philox4x32-10: four 32-bit words from a 128-bit counter and a 64-bit key.
 std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> counter, std::array<uint32_t, 2> key);
 
+// Four uniform numbers in (0, 1) from the Philox stream (seed, draw) at counter `group`: the numbers behind
+// elements 4·group .. 4·group + 3 of a draw. Device code computes the same function.
+std::array<double, 4> philox_uniform4(uint64_t seed, uint64_t draw, uint64_t group);
+
 class Generator {
  public:
   explicit Generator(uint64_t seed = 0) : seed_(seed) {}

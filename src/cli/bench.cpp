@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <functional>
 #include <string>
 #include <vector>
@@ -119,6 +120,24 @@ std::vector<Case> cases(Device device, DType dtype) {
              Tensor a = randn(g, {16, features}, DType::bf16), b = randn(g, {features, 16}, DType::bf16);
              return std::function<void()>([=] { ops::lora_linear(x, w, a, b, 2.0); });
            }});
+    }
+    // Decode shapes (one token through Qwen2.5-0.5B's linears and lm_head), each GEMM implementation forced.
+    for (auto [k, n] :
+         std::vector<std::pair<int64_t, int64_t>>{{896, 896}, {896, 4864}, {4864, 896}, {896, 151936}}) {
+      for (const char* impl : {"cuda_gemv", "cublaslt"}) {
+        list.push_back({fmt::format("decode gemm bf16 1x{}->{} {}", k, n, impl), 2.0 * k * n, 2.0 * k * n,
+                        [=](Generator& g) {
+                          Tensor x = randn(g, {1, k}, DType::bf16), w = randn(g, {n, k}, DType::bf16);
+                          Tensor y = Tensor::empty({1, n}, DType::bf16, device);
+                          ops::GemmOptions options;
+                          options.transpose_b = true;
+                          return std::function<void()>([=] {
+                            setenv("WICK_IMPL_GEMM", impl, 1);
+                            ops::gemm(x, w, y, options);
+                            unsetenv("WICK_IMPL_GEMM");
+                          });
+                        }});
+      }
     }
     const int64_t n = 64 << 20;  // 256 MiB of f32
     list.push_back({"device copy 256MiB", 0, 2.0 * n * 4, [=](Generator& g) {

@@ -22,10 +22,7 @@ std::array<uint32_t, 4> philox4x32(std::array<uint32_t, 4> c, std::array<uint32_
   return c;
 }
 
-namespace {
-
-// Four uniform numbers in (0, 1) for group `group` of draw `draw`: elements 4·group .. 4·group + 3.
-std::array<double, 4> uniform4(uint64_t seed, uint64_t draw, uint64_t group) {
+std::array<double, 4> philox_uniform4(uint64_t seed, uint64_t draw, uint64_t group) {
   const auto words = philox4x32({static_cast<uint32_t>(group), static_cast<uint32_t>(group >> 32),
                                  static_cast<uint32_t>(draw), static_cast<uint32_t>(draw >> 32)},
                                 {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)});
@@ -33,6 +30,8 @@ std::array<double, 4> uniform4(uint64_t seed, uint64_t draw, uint64_t group) {
   for (int i = 0; i < 4; ++i) u[i] = (static_cast<double>(words[i]) + 0.5) * 0x1p-32;
   return u;
 }
+
+namespace {
 
 template <typename Transform>
 Tensor generate(const Shape& shape, Generator& generator, DType dtype, Device device, Transform transform) {
@@ -44,7 +43,7 @@ Tensor generate(const Shape& shape, Generator& generator, DType dtype, Device de
   const int64_t groups = (n + 3) / 4;
   parallel_for(groups, 4096, [&](int64_t begin, int64_t end) {
     for (int64_t g = begin; g < end; ++g) {
-      const auto four = transform(uniform4(seed, draw, static_cast<uint64_t>(g)));
+      const auto four = transform(philox_uniform4(seed, draw, static_cast<uint64_t>(g)));
       for (int64_t i = 0; i < 4 && 4 * g + i < n; ++i) values[static_cast<size_t>(4 * g + i)] = four[i];
     }
   });

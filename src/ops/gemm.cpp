@@ -25,6 +25,13 @@ const std::vector<Implementation<GemmCall>>& gemm_table() {
        },
        [](const GemmCall& g) { cpu::gemm(g.a, g.b, g.c, g.options); }},
 #ifdef WICK_WITH_CUDA
+      {"cuda_gemv",
+       "cuda, no batch, A [M <= 4, K] and B [N, K] transposed, dense and 16-byte aligned, K a multiple "
+       "of 16 bytes, one f32/f16/bf16 dtype, no TF32",
+       [](const GemmCall& g) {
+         return on_cuda({&g.a, &g.b, &g.c}) && cuda::gemv_applies(g.a, g.b, g.c, g.options);
+       },
+       [](const GemmCall& g) { cuda::gemv(g.a, g.b, g.c, g.options); }},
       {"cublaslt", "cuda tensors",
        [](const GemmCall& g) {
          return on_cuda({&g.a, &g.b, &g.c});

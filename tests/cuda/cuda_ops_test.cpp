@@ -331,3 +331,85 @@ TEST_P(Cuda, LoraLinearAndBiasEpilogue) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST_P(Cuda, SamplingFiltersAndDrawsMatchTheCpu) {
+  if (dtype() == DType::f16) GTEST_SKIP() << "covered by f32 and bf16";
+  const Tensor logits = input({6, 1000}, 3.0);
+  for (int64_t k : {1, 5, 50}) {
+    EXPECT_EQ(values(ops::top_k_filter(on_gpu(logits), k)), values(ops::top_k_filter(logits.to(dtype()), k)))
+        << k;
+  }
+  for (double top_p : {0.1, 0.5, 0.95}) {
+    EXPECT_EQ(values(ops::top_p_filter(on_gpu(logits), top_p)),
+              values(ops::top_p_filter(logits.to(dtype()), top_p)))
+        << top_p;
+  }
+  const Tensor many = input({4000, 37}, 2.0);
+  Generator cpu_gen(99), gpu_gen(99);
+  const auto cpu_ids = ops::sample_multinomial(many.to(dtype()), cpu_gen).to_vector<int64_t>();
+  const auto gpu_ids = ops::sample_multinomial(on_gpu(many), gpu_gen).to_vector<int64_t>();
+  int64_t same = 0;
+  for (size_t i = 0; i < cpu_ids.size(); ++i) same += cpu_ids[i] == gpu_ids[i];
+  // The same Philox numbers pick the same token except where summation order moves a boundary.
+  EXPECT_GE(same, 3990);
+}
+
+}  // namespace
+}  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST_P(Cuda, DecodeGemvMatchesTheCpuAndDeclinesOtherShapes) {
+  for (int64_t m : {1, 2, 3, 4}) {
+    const Tensor a = input({m, 136}), b = input({77, 136}), c0 = input({m, 77}), bias = input({77});
+    ops::GemmOptions options;
+    options.transpose_b = true;
+    options.alpha = 1.5;
+    options.beta = 0.5;
+    options.bias = on_gpu(bias);
+    Tensor c = on_gpu(c0);
+    setenv("WICK_IMPL_GEMM", "cuda_gemv", 1);
+    ops::gemm(on_gpu(a), on_gpu(b), c, options);
+    unsetenv("WICK_IMPL_GEMM");
+    options.bias = bias;
+    Tensor reference = c0.clone();
+    ops::gemm(a, b, reference, options);
+    expect_close(c, reference, 2.0);
+  }
+  setenv("WICK_IMPL_GEMM", "cuda_gemv", 1);
+  expect_error(
+      [&] {
+        ops::matmul(on_gpu(input({5, 136})), on_gpu(input({77, 136})), false, true);
+      },
+      {"[gemm] forced implementation 'cuda_gemv' cannot run this call"});
+  expect_error(
+      [&] {
+        ops::matmul(on_gpu(input({1, 135})), on_gpu(input({77, 135})), false, true);
+      },
+      {"[gemm] forced implementation 'cuda_gemv' cannot run this call"});
+  unsetenv("WICK_IMPL_GEMM");
+}
+
+}  // namespace
+}  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST_P(Cuda, LinearCrossEntropyMatchesTheCpu) {
+  const Tensor hidden = input({70, 64}), weight = input({1000, 64}, 0.3);
+  std::vector<int64_t> ids(70);
+  for (int64_t i = 0; i < 70; ++i) ids[i] = i % 9 == 0 ? -100 : (i * 37) % 1000;
+  const Tensor targets = Tensor::from_vector(ids, {70});
+  const auto g = ops::linear_cross_entropy(on_gpu(hidden), on_gpu(weight), targets.to(gpu), -100, true, 32);
+  const auto r = ops::linear_cross_entropy(hidden, weight, targets, -100, true, 32);
+  expect_close(g.loss, r.loss);
+  expect_close(g.dhidden, r.dhidden, 2.0);
+}
+
+}  // namespace
+}  // namespace wick::test

@@ -13,4 +13,17 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100,
                               double grad = 1.0);
 
+// Cross-entropy of the logits hidden·Wᵀ (a language-model head) without ever holding all of them: tokens go
+// through in chunks of `chunk_tokens`, each chunk's logits [chunk, V] are formed by one GEMM, turned into
+// their gradient, and folded into dhidden = dlogits·W before the next chunk reuses the memory. W is frozen
+// (no dW). hidden: [N, H]; weight: [V, H] of hidden's dtype; targets: i32/i64 [N]. The loss is the mean over
+// counted targets (f32, f64 for f64); dhidden has hidden's dtype and is undefined unless asked for.
+struct LinearCrossEntropy {
+  Tensor loss;
+  Tensor dhidden;
+};
+LinearCrossEntropy linear_cross_entropy(const Tensor& hidden, const Tensor& weight, const Tensor& targets,
+                                        int64_t ignore_index = -100, bool compute_grad = true,
+                                        int64_t chunk_tokens = 1024);
+
 }  // namespace wick::ops

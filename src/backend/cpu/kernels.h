@@ -51,6 +51,9 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
 void argmax(const Tensor& x, const Tensor& indices);
+void top_k_filter(const Tensor& logits, int64_t k, const Tensor& out);
+void top_p_filter(const Tensor& logits, double top_p, const Tensor& out);
+void sample_multinomial(const Tensor& logits, uint64_t seed, uint64_t draw, const Tensor& out);
 void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);
 
 }  // namespace wick::cpu

@@ -13,6 +13,9 @@ void copy(const Tensor& dst, const Tensor& src);
 void fill(const Tensor& dst, double value);
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
+// The decode-shape product (gemv.cu): A [M <= 4, K] · B [N, K]ᵀ, dense, one float dtype, no batch.
+bool gemv_applies(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
+void gemv(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
 
 // Last-axis softmax; the front-end moves other axes last. `row_cache` selects the register-cached kernel
 // (row_cache.cuh), valid where softmax_row_cache_applies(x).
@@ -61,6 +64,9 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
 void argmax(const Tensor& x, const Tensor& indices);
+void top_k_filter(const Tensor& logits, int64_t k, const Tensor& out);
+void top_p_filter(const Tensor& logits, double top_p, const Tensor& out);
+void sample_multinomial(const Tensor& logits, uint64_t seed, uint64_t draw, const Tensor& out);
 void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);
 
 }  // namespace wick::cuda
