@@ -1,7 +1,7 @@
 // Validation of a safetensors header. The header comes from a file that may be truncated, corrupt or hostile,
 // so nothing in it is used before it is checked: the length against the file, the JSON syntax (no repeated
-// keys, bounded nesting), every entry's dtype, shape and offsets, the byte count against the shape with overflow
-// checks, each range against the data area, and the ranges against each other.
+// keys, bounded nesting), every entry's dtype, shape and offsets, the byte count against the shape with
+// overflow checks, each range against the data area, and the ranges against each other.
 //
 // This file depends only on the error helper, fmt and nlohmann::json, so the fuzz target can build it alone.
 #include <algorithm>
@@ -34,27 +34,13 @@ struct FormatDType {
 
 // Every dtype the reference library knows; only some have a wick dtype.
 constexpr FormatDType kFormatDTypes[] = {
-    {"BOOL", 8, DType::boolean},
-    {"U8", 8, DType::u8},
-    {"I8", 8, std::nullopt},
-    {"I16", 16, std::nullopt},
-    {"U16", 16, std::nullopt},
-    {"F16", 16, DType::f16},
-    {"BF16", 16, DType::bf16},
-    {"I32", 32, DType::i32},
-    {"U32", 32, std::nullopt},
-    {"F32", 32, DType::f32},
-    {"F64", 64, DType::f64},
-    {"I64", 64, DType::i64},
-    {"U64", 64, std::nullopt},
-    {"C64", 64, std::nullopt},
-    {"F8_E5M2", 8, std::nullopt},
-    {"F8_E4M3", 8, std::nullopt},
-    {"F8_E8M0", 8, std::nullopt},
-    {"F8_E4M3FNUZ", 8, std::nullopt},
-    {"F8_E5M2FNUZ", 8, std::nullopt},
-    {"F6_E2M3", 6, std::nullopt},
-    {"F6_E3M2", 6, std::nullopt},
+    {"BOOL", 8, DType::boolean},      {"U8", 8, DType::u8},         {"I8", 8, std::nullopt},
+    {"I16", 16, std::nullopt},        {"U16", 16, std::nullopt},    {"F16", 16, DType::f16},
+    {"BF16", 16, DType::bf16},        {"I32", 32, DType::i32},      {"U32", 32, std::nullopt},
+    {"F32", 32, DType::f32},          {"F64", 64, DType::f64},      {"I64", 64, DType::i64},
+    {"U64", 64, std::nullopt},        {"C64", 64, std::nullopt},    {"F8_E5M2", 8, std::nullopt},
+    {"F8_E4M3", 8, std::nullopt},     {"F8_E8M0", 8, std::nullopt}, {"F8_E4M3FNUZ", 8, std::nullopt},
+    {"F8_E5M2FNUZ", 8, std::nullopt}, {"F6_E2M3", 6, std::nullopt}, {"F6_E3M2", 6, std::nullopt},
     {"F4", 4, std::nullopt},
 };
 
@@ -64,8 +50,8 @@ template <typename... Args>
 }
 
 template <typename... Args>
-[[noreturn]] void tensor_error(std::string_view label, std::string_view name, fmt::format_string<Args...> format,
-                               Args&&... args) {
+[[noreturn]] void tensor_error(std::string_view label, std::string_view name,
+                               fmt::format_string<Args...> format, Args&&... args) {
   fail("safetensors", "{}: tensor '{}': {}", label, name, fmt::format(format, std::forward<Args>(args)...));
 }
 
@@ -86,7 +72,8 @@ const json* field(const json& object, std::string_view key) {
 // The value of a non-negative JSON integer (nlohmann keeps those unsigned unless written with a minus sign).
 std::optional<uint64_t> as_count(const json& value) {
   if (value.is_number_unsigned()) return value.get<uint64_t>();
-  if (value.is_number_integer() && value.get<int64_t>() >= 0) return static_cast<uint64_t>(value.get<int64_t>());
+  if (value.is_number_integer() && value.get<int64_t>() >= 0)
+    return static_cast<uint64_t>(value.get<int64_t>());
   return std::nullopt;
 }
 
@@ -105,7 +92,8 @@ json parse_json(std::span<const uint8_t> text, std::string_view label) {
         if (depth >= kMaxJsonDepth) file_error(label, "header nests deeper than {} levels", kMaxJsonDepth);
         break;
       case json::parse_event_t::key: {
-        // nlohmann keeps the last of repeated keys; other readers may keep the first, so refuse the ambiguity.
+        // nlohmann keeps the last of repeated keys; other readers may keep the first, so refuse the
+        // ambiguity.
         const auto& key = parsed.get_ref<const std::string&>();
         if (!open_objects.back().insert(key).second) file_error(label, "header repeats the key '{}'", key);
         break;
@@ -128,18 +116,21 @@ json parse_json(std::span<const uint8_t> text, std::string_view label) {
 std::map<std::string, std::string> parse_metadata(std::string_view label, const json& value) {
   std::map<std::string, std::string> metadata;
   if (value.is_null()) return metadata;
-  if (!value.is_object()) file_error(label, "__metadata__ must be an object of strings, got {}", shown(&value));
+  if (!value.is_object())
+    file_error(label, "__metadata__ must be an object of strings, got {}", shown(&value));
   for (const auto& [key, text] : value.items()) {
-    if (!text.is_string()) file_error(label, "__metadata__ entry '{}' must be a string, got {}", key, shown(&text));
+    if (!text.is_string())
+      file_error(label, "__metadata__ entry '{}' must be a string, got {}", key, shown(&text));
     metadata.emplace(key, text.get<std::string>());
   }
   return metadata;
 }
 
-TensorInfo parse_entry(std::string_view label, const std::string& name, const json& entry, uint64_t data_offset,
-                       uint64_t data_size) {
+TensorInfo parse_entry(std::string_view label, const std::string& name, const json& entry,
+                       uint64_t data_offset, uint64_t data_size) {
   if (!entry.is_object())
-    tensor_error(label, name, "entry must be an object with dtype, shape and data_offsets, got {}", shown(&entry));
+    tensor_error(label, name, "entry must be an object with dtype, shape and data_offsets, got {}",
+                 shown(&entry));
 
   const json* dtype = field(entry, "dtype");
   if (dtype == nullptr || !dtype->is_string())
@@ -160,8 +151,10 @@ TensorInfo parse_entry(std::string_view label, const std::string& name, const js
   uint64_t numel = 1;
   for (const json& dim_json : *shape_json) {
     const std::optional<uint64_t> dim = as_count(dim_json);
-    if (!dim) tensor_error(label, name, "shape must be an array of non-negative integers, got {}", shown(shape_json));
-    if (*dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) || __builtin_mul_overflow(numel, *dim, &numel) ||
+    if (!dim)
+      tensor_error(label, name, "shape must be an array of non-negative integers, got {}", shown(shape_json));
+    if (*dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
+        __builtin_mul_overflow(numel, *dim, &numel) ||
         numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
       tensor_error(label, name, "shape {} has more elements than a 64-bit count holds", shown(shape_json));
     shape.push_back(static_cast<int64_t>(*dim));
@@ -174,7 +167,8 @@ TensorInfo parse_entry(std::string_view label, const std::string& name, const js
     end = as_count((*offsets)[1]);
   }
   if (!begin || !end)
-    tensor_error(label, name, "data_offsets must be two non-negative integers [begin, end], got {}", shown(offsets));
+    tensor_error(label, name, "data_offsets must be two non-negative integers [begin, end], got {}",
+                 shown(offsets));
   if (*begin > *end) tensor_error(label, name, "data_offsets [{}, {}] end before they begin", *begin, *end);
 
   uint64_t bits = 0;
@@ -188,32 +182,30 @@ TensorInfo parse_entry(std::string_view label, const std::string& name, const js
     tensor_error(label, name, "data_offsets [{}, {}] hold {} bytes but shape {} of {} needs {}", *begin, *end,
                  *end - *begin, shape_text(shape), format->name, needed);
   if (*end > data_size)
-    tensor_error(label, name, "data_offsets [{}, {}] run past the end of the data area ({} bytes)", *begin, *end,
-                 data_size);
+    tensor_error(label, name, "data_offsets [{}, {}] run past the end of the data area ({} bytes)", *begin,
+                 *end, data_size);
   return TensorInfo{std::string(format->name), format->dtype, std::move(shape), data_offset + *begin, needed};
 }
 
-// Empty ranges overlap nothing; any two non-empty ones must be disjoint.
+// Empty ranges overlap nothing; non-empty ones must be disjoint. Sorted by start, each range must start at or
+// after the end of the one before, which (all before being disjoint) is the furthest any of them reaches.
 void check_disjoint(std::string_view label, const SafetensorsHeader& header) {
-  std::vector<std::pair<const std::string*, const TensorInfo*>> ranges;
-  for (const auto& [name, info] : header.tensors)
-    if (info.byte_size > 0) ranges.emplace_back(&name, &info);
-  std::sort(ranges.begin(), ranges.end(),
-            [](const auto& a, const auto& b) { return a.second->byte_offset < b.second->byte_offset; });
-  const std::pair<const std::string*, const TensorInfo*>* reaching = nullptr;  // the range that ends last so far
-  for (const auto& range : ranges) {
-    if (reaching != nullptr) {
-      const TensorInfo& previous = *reaching->second;
-      const TensorInfo& current = *range.second;
-      if (current.byte_offset < previous.byte_offset + previous.byte_size) {
-        const uint64_t base = header.data_offset;
-        file_error(label, "tensors '{}' (data_offsets [{}, {}]) and '{}' (data_offsets [{}, {}]) overlap",
-                   *reaching->first, previous.byte_offset - base, previous.byte_offset + previous.byte_size - base,
-                   *range.first, current.byte_offset - base, current.byte_offset + current.byte_size - base);
-      }
-      if (current.byte_offset + current.byte_size <= previous.byte_offset + previous.byte_size) continue;
-    }
-    reaching = &range;
+  struct Range {
+    uint64_t begin, end;
+    const std::string* name;
+  };
+  std::vector<Range> ranges;
+  for (const auto& [name, info] : header.tensors) {
+    const uint64_t begin = info.byte_offset - header.data_offset;
+    if (info.byte_size > 0) ranges.push_back({begin, begin + info.byte_size, &name});
+  }
+  std::sort(ranges.begin(), ranges.end(), [](const Range& a, const Range& b) { return a.begin < b.begin; });
+  for (size_t i = 1; i < ranges.size(); ++i) {
+    const Range& a = ranges[i - 1];
+    const Range& b = ranges[i];
+    if (b.begin < a.end)
+      file_error(label, "tensors '{}' (data_offsets [{}, {}]) and '{}' (data_offsets [{}, {}]) overlap",
+                 *a.name, a.begin, a.end, *b.name, b.begin, b.end);
   }
 }
 

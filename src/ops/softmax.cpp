@@ -49,19 +49,26 @@ Tensor run_softmax(std::string_view op, const Tensor& x, int64_t axis, const Sof
        },
        [](const SoftmaxCall& c) { cpu::softmax(c.x, c.y, c.axis, c.mask, c.log); }},
 #ifdef WICK_WITH_CUDA
-      {"cuda_row_cache", "cuda f32/f16/bf16, last axis, dense 16-byte-aligned rows of <= 8192 vectors",
+      {"cuda_row_cache", "cuda f32/f16/bf16, last axis, dense 16-byte-aligned rows of <= 16 values a thread",
        [](const SoftmaxCall& c) {
          return on_cuda({&c.x, &c.mask.lengths}) && c.axis == c.x.dim() - 1 &&
-                cuda::softmax_row_cache_applies(c.x);
+                cuda::softmax_applies(cuda::SoftmaxKernel::row_cache, c.x, c.mask);
        },
-       [](const SoftmaxCall& c) { cuda::softmax(c.x, c.y, c.mask, c.log, true); }},
+       [](const SoftmaxCall& c) { cuda::softmax(c.x, c.y, c.mask, c.log, cuda::SoftmaxKernel::row_cache); }},
+      {"cuda_vector", "cuda f32/f16/bf16, last axis, no mask, dense 16-byte-aligned rows of whole vectors",
+       [](const SoftmaxCall& c) {
+         return on_cuda({&c.x}) && c.axis == c.x.dim() - 1 &&
+                cuda::softmax_applies(cuda::SoftmaxKernel::vector, c.x, c.mask);
+       },
+       [](const SoftmaxCall& c) { cuda::softmax(c.x, c.y, c.mask, c.log, cuda::SoftmaxKernel::vector); }},
       {"cuda", "cuda tensors",
        [](const SoftmaxCall& c) {
          return on_cuda({&c.x, &c.mask.lengths});
        },
        [](const SoftmaxCall& c) {  // the kernel works on the last axis: move the op's axis there
          const int64_t last = c.x.dim() - 1;
-         cuda::softmax(c.x.transpose(c.axis, last), c.y.transpose(c.axis, last), c.mask, c.log, false);
+         cuda::softmax(c.x.transpose(c.axis, last), c.y.transpose(c.axis, last), c.mask, c.log,
+                       cuda::SoftmaxKernel::plain);
        }},
 #endif
   };

@@ -258,48 +258,61 @@ namespace {
 
 // Each CUDA implementation of softmax and rms_norm, forced in turn, on row lengths the register-cached
 // kernels take (multiples of the vector width up to the largest benchmarked row).
-// Forces one implementation of softmax, log_softmax, rms_norm and rms_norm_residual while alive, also when an
-// expectation throws.
-class ForceRowOps {
+// Forces one implementation of the named ops while alive, also when an expectation throws.
+class Force {
  public:
-  explicit ForceRowOps(const char* impl) {
-    for (const char* op : kOps) setenv(op, impl, 1);
+  Force(std::vector<std::string> ops, const char* impl) : ops_(std::move(ops)) {
+    for (const auto& op : ops_) setenv(("WICK_IMPL_" + op).c_str(), impl, 1);
   }
-  ~ForceRowOps() {
-    for (const char* op : kOps) unsetenv(op);
+  ~Force() {
+    for (const auto& op : ops_) unsetenv(("WICK_IMPL_" + op).c_str());
   }
 
  private:
-  static constexpr const char* kOps[] = {"WICK_IMPL_SOFTMAX", "WICK_IMPL_LOG_SOFTMAX", "WICK_IMPL_RMS_NORM",
-                                         "WICK_IMPL_RMS_NORM_RESIDUAL"};
+  std::vector<std::string> ops_;
 };
 
+// Each CUDA implementation of softmax and rms_norm, forced in turn, on the row lengths each one takes.
 TEST_P(Cuda, SoftmaxAndRmsNormEveryImplementation) {
-  for (const char* impl : {"cuda_row_cache", "cuda"}) {
-    SCOPED_TRACE(impl);
-    for (int64_t cols : {8, 896, 1024, 4096, 18992}) {
-      SCOPED_TRACE(cols);
-      const Tensor x = input({3, cols}, 5.0), r = input({3, cols}), w = input({cols});
-      ops::SoftmaxMask mask;
-      mask.causal = true;
-      mask.causal_offset = cols - 5;
-      mask.lengths = Tensor::from_vector<int64_t>({cols, 0, 3}, {3});  // row 1 fully masked
-      ops::SoftmaxMask gpu_mask = mask;
-      gpu_mask.lengths = mask.lengths.to(gpu);
-      const Tensor sum = ops::add(x, r).to(dtype()).to(DType::f64);  // the stored sum is rounded to dtype
-      const Tensor softmax_ref = ops::softmax(x, -1, mask), log_softmax_ref = ops::log_softmax(x);
-      const Tensor norm_ref = ops::rms_norm(x, w, 1e-6), fused_ref = ops::rms_norm(sum, w, 1e-6);
-      Tensor softmax, log_softmax, norm;
+  for (int64_t cols : {8, 896, 1024, 4096, 16384, 18992}) {
+    SCOPED_TRACE(cols);
+    const bool row_cache_fits = cols <= 16384;  // 1024 threads × 16 values
+    const Tensor x = input({3, cols}, 5.0), r = input({3, cols}), w = input({cols});
+    ops::SoftmaxMask mask;
+    mask.causal = true;
+    mask.causal_offset = cols - 5;
+    mask.lengths = Tensor::from_vector<int64_t>({cols, 0, 3}, {3});  // row 1 fully masked
+    ops::SoftmaxMask gpu_mask = mask;
+    gpu_mask.lengths = mask.lengths.to(gpu);
+    const Tensor sum = ops::add(x, r).to(dtype()).to(DType::f64);  // the stored sum is rounded to dtype
+    const Tensor masked_ref = ops::softmax(x, -1, mask), plain_ref = ops::softmax(x),
+                 log_ref = ops::log_softmax(x);
+    const Tensor norm_ref = ops::rms_norm(x, w, 1e-6), fused_ref = ops::rms_norm(sum, w, 1e-6);
+    for (const char* impl : {"cuda_row_cache", "cuda_vector", "cuda"}) {
+      SCOPED_TRACE(impl);
+      if (std::string(impl) == "cuda_row_cache" && !row_cache_fits) continue;
+      const bool takes_masks = std::string(impl) != "cuda_vector";
+      Tensor masked, plain, log;
+      {
+        Force force({"SOFTMAX", "LOG_SOFTMAX"}, impl);  // the references above ran on the cpu before this
+        if (takes_masks) masked = ops::softmax(on_gpu(x), -1, gpu_mask);
+        plain = ops::softmax(on_gpu(x));
+        log = ops::log_softmax(on_gpu(x));
+      }
+      if (takes_masks) expect_close(masked, masked_ref);
+      expect_close(plain, plain_ref);
+      expect_close(log, log_ref);
+    }
+    for (const char* impl : {"cuda_row_cache", "cuda"}) {
+      SCOPED_TRACE(impl);
+      if (std::string(impl) == "cuda_row_cache" && !row_cache_fits) continue;
+      Tensor norm;
       ops::RmsNormResidual fused;
       {
-        ForceRowOps force(impl);  // the references above ran on the cpu before the override
-        softmax = ops::softmax(on_gpu(x), -1, gpu_mask);
-        log_softmax = ops::log_softmax(on_gpu(x));
+        Force force({"RMS_NORM", "RMS_NORM_RESIDUAL"}, impl);
         norm = ops::rms_norm(on_gpu(x), on_gpu(w), 1e-6);
         fused = ops::rms_norm_residual(on_gpu(x), on_gpu(r), on_gpu(w), 1e-6);
       }
-      expect_close(softmax, softmax_ref);
-      expect_close(log_softmax, log_softmax_ref);
       expect_close(norm, norm_ref);
       expect_close(fused.sum, sum);
       expect_close(fused.y, fused_ref);

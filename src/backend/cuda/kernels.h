@@ -17,10 +17,11 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
 bool gemv_applies(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
 void gemv(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
 
-// Last-axis softmax; the front-end moves other axes last. `row_cache` selects the register-cached kernel
-// (row_cache.cuh), valid where softmax_row_cache_applies(x).
-bool softmax_row_cache_applies(const Tensor& x);
-void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, bool row_cache);
+// Last-axis softmax kernels (the front-end moves other axes last): `row_cache` holds each row in registers
+// (row_cache.cuh), `vector` makes two 16-byte-vector passes over unmasked rows, `plain` handles everything.
+enum class SoftmaxKernel { row_cache, vector, plain };
+bool softmax_applies(SoftmaxKernel kernel, const Tensor& x, const ops::SoftmaxMask& mask);
+void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, SoftmaxKernel kernel);
 void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log);
 
 // `row_cache` selects the register-cached kernel (row_cache.cuh), valid where rms_norm_row_cache_applies(x).

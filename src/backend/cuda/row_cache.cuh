@@ -31,8 +31,9 @@ inline RowCacheLaunch row_cache_launch(int64_t cols, size_t element_bytes,
   for (const void* p : pointers)
     if (p != nullptr && reinterpret_cast<uintptr_t>(p) % 16 != 0) return {};
   const int64_t vectors = cols / per_vector;
-  // At most 32 cached values per thread, so a 1024-thread block fits the register file (kRowCacheThreads).
-  const int max_k = static_cast<int>(32 / per_vector);
+  // At most 16 cached values per thread: with more, a full-size block needs so many registers that only one
+  // block (one row) fits a multiprocessor and nothing overlaps its load, reduce and store phases.
+  const int max_k = static_cast<int>(16 / per_vector);
   if (vectors > int64_t{kRowCacheThreads} * max_k) return {};
   // Blocks of at most 256 threads where K allows it: more rows in flight per multiprocessor, and more
   // independent 16-byte loads per thread, hide memory latency better than a few wide blocks.

@@ -57,6 +57,45 @@ __global__ void softmax_kernel(const T* x, T* y, float* lse, int64_t cols, MaskA
   }
 }
 
+// Unmasked rows too long for the register cache: the same two passes with 16-byte loads. The second read of
+// the row mostly hits L2, since few rows are in flight at a time.
+template <typename T>
+__global__ void softmax_vector_kernel(const T* x, T* y, float* lse, int64_t cols, bool log) {
+  constexpr int E = vector_elements<T>;
+  const int64_t row = blockIdx.x;
+  const uint4* in = reinterpret_cast<const uint4*>(x + row * cols);
+  uint4* out = reinterpret_cast<uint4*>(y + row * cols);
+  const int64_t vectors = cols / E;
+  float m = -INFINITY, s = 0;
+  for (int64_t v = threadIdx.x; v < vectors; v += blockDim.x) {
+    const uint4 raw = in[v];
+    const T* e = reinterpret_cast<const T*>(&raw);
+    float chunk_max = to_float(e[0]);
+#pragma unroll
+    for (int i = 1; i < E; ++i) chunk_max = fmaxf(chunk_max, to_float(e[i]));
+    const float m_new = fmaxf(m, chunk_max);
+    s *= __expf(m - m_new);
+#pragma unroll
+    for (int i = 0; i < E; ++i) s += __expf(to_float(e[i]) - m_new);
+    m = m_new;
+  }
+  const float row_max = block_max(m);
+  s = m == -INFINITY ? 0.0f : s * __expf(m - row_max);
+  const float sum = block_sum(s);
+  const float log_sum = row_max + logf(sum), inv = 1.0f / sum;
+  if (lse && threadIdx.x == 0) lse[row] = log_sum;
+  for (int64_t v = threadIdx.x; v < vectors; v += blockDim.x) {
+    uint4 raw = in[v];
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < E; ++i) {
+      const float value = to_float(e[i]);
+      e[i] = from_float<T>(log ? value - log_sum : __expf(value - row_max) * inv);
+    }
+    out[v] = raw;
+  }
+}
+
 // The same with the row held in registers (row_cache.cuh): one read, one write.
 template <typename T, int K>
 __global__ void __launch_bounds__(kRowCacheThreads)
@@ -134,8 +173,14 @@ void into(const Tensor& y, Body&& body) {
 
 }  // namespace
 
-void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, const Tensor& lse,
-                  bool allow_row_cache) {
+namespace {
+
+bool aligned(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+void launch_softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log,
+                    const Tensor& lse, SoftmaxKernel kernel) {
   const int64_t cols = x.size(-1);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
   if (rows == 0) return;
@@ -146,22 +191,26 @@ void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask
   MaskArgs args{mask.causal, mask.causal_offset, x.dim() >= 2 ? x.size(-2) : 1,
                 lengths.defined() ? ptr<const int64_t>(lengths) : nullptr,
                 rows / std::max<int64_t>(x.size(0), 1)};
+  float* lse_ptr = lse.defined() ? ptr<float>(lse) : nullptr;
   into(y, [&](const Tensor& out) {
-    const RowCacheLaunch cached =
-        allow_row_cache && x.dtype() != DType::f64
-            ? row_cache_launch(cols, dtype_size(x.dtype()), {xd.data_ptr(), out.data_ptr()})
-            : RowCacheLaunch{};
     with_float_type(x.dtype(), "softmax", [&](auto tag) {
       using T = decltype(tag);
       using A = typename Accumulate<T>::type;
-      float* lse_ptr = lse.defined() ? ptr<float>(lse) : nullptr;
       if constexpr (!std::is_same_v<T, double>) {
-        if (cached.threads > 0) {
+        if (kernel == SoftmaxKernel::row_cache) {
+          const RowCacheLaunch cached = row_cache_launch(cols, sizeof(T), {xd.data_ptr(), out.data_ptr()});
           with_vectors_per_thread(cached.vectors_per_thread, [&](auto k) {
             softmax_row_cache_kernel<T, decltype(k)::value>
                 <<<static_cast<unsigned>(rows), cached.threads, 0, stream_of(x)>>>(
                     ptr<const T>(xd), ptr<T>(out), lse_ptr, cols, args, log);
           });
+          return;
+        }
+        if (kernel == SoftmaxKernel::vector) {
+          // Wide blocks for long rows: fewer rows in flight, so their second read still finds them in L2.
+          const int threads = cols * static_cast<int64_t>(sizeof(T)) > 48 * 1024 ? 1024 : 512;
+          softmax_vector_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream_of(x)>>>(
+              ptr<const T>(xd), ptr<T>(out), lse_ptr, cols, log);
           return;
         }
       }
@@ -172,13 +221,33 @@ void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask
   check_launch("softmax");
 }
 
-bool softmax_row_cache_applies(const Tensor& x) {
-  return x.dtype() != DType::f64 && x.is_contiguous() && x.numel() > 0 &&
-         row_cache_launch(x.size(-1), dtype_size(x.dtype()), {x.data_ptr()}).threads > 0;
+}  // namespace
+
+bool softmax_applies(SoftmaxKernel kernel, const Tensor& x, const ops::SoftmaxMask& mask) {
+  if (kernel == SoftmaxKernel::plain) return true;
+  if (x.dtype() == DType::f64 || !x.is_contiguous() || x.numel() == 0 || !aligned(x.data_ptr())) return false;
+  const int64_t cols = x.size(-1);
+  if (kernel == SoftmaxKernel::row_cache)
+    return row_cache_launch(cols, dtype_size(x.dtype()), {}).threads > 0;
+  return !mask.causal && !mask.lengths.defined() &&
+         cols % (16 / static_cast<int64_t>(dtype_size(x.dtype()))) == 0;
 }
 
-void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, bool row_cache) {
-  softmax_rows(x, y, mask, log, Tensor(), row_cache);
+// A non-dense output is written through a dense temporary (see into()), which is aligned.
+void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, SoftmaxKernel kernel) {
+  launch_softmax(x, y, mask, log, Tensor(), kernel);
+}
+
+void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log,
+                  const Tensor& lse) {
+  SoftmaxKernel kernel = SoftmaxKernel::plain;
+  for (SoftmaxKernel candidate : {SoftmaxKernel::row_cache, SoftmaxKernel::vector}) {
+    if (softmax_applies(candidate, x, mask) && (!y.is_contiguous() || aligned(y.data_ptr()))) {
+      kernel = candidate;
+      break;
+    }
+  }
+  launch_softmax(x, y, mask, log, lse, kernel);
 }
 
 void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log) {

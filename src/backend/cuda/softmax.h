@@ -5,7 +5,8 @@
 
 namespace wick::cuda {
 
-void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, const Tensor& lse,
-                  bool allow_row_cache = true);
+// Uses the fastest kernel that applies.
+void softmax_rows(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log,
+                  const Tensor& lse);
 
 }  // namespace wick::cuda
