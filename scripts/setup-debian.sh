@@ -4,8 +4,8 @@
 set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
-  nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libopenblas-dev libpcre2-dev
-  clang-format
+  nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libopenblas-dev libpcre2-dev libutf8proc-dev
+  clang-format python3 python3-pip
 )
 missing=()
 for p in "${packages[@]}"; do

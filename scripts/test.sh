@@ -10,6 +10,10 @@ cd "$(dirname "$0")/.."
 [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH="/usr/local/cuda/bin:$PATH"
 jobs=$(nproc)
 
+echo "== real models for the end-to-end tests"
+WICK_MODELS_DIR=$(bash scripts/fetch-models.sh)
+export WICK_MODELS_DIR
+
 echo "== release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DWICK_CUDA=AUTO
 cmake --build build -j "$jobs"

@@ -8,5 +8,7 @@ namespace wick::cli {
 void add_info_command(CLI::App& app);
 void add_selfcheck_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_inspect_command(CLI::App& app);
+void add_embed_command(CLI::App& app);
 
 }  // namespace wick::cli

@@ -12,6 +12,8 @@ int main(int argc, char** argv) {
   wick::cli::add_info_command(app);
   wick::cli::add_selfcheck_command(app);
   wick::cli::add_bench_command(app);
+  wick::cli::add_inspect_command(app);
+  wick::cli::add_embed_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

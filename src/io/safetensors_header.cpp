@@ -92,8 +92,7 @@ json parse_json(std::span<const uint8_t> text, std::string_view label) {
         if (depth >= kMaxJsonDepth) file_error(label, "header nests deeper than {} levels", kMaxJsonDepth);
         break;
       case json::parse_event_t::key: {
-        // nlohmann keeps the last of repeated keys; other readers may keep the first, so refuse the
-        // ambiguity.
+        // nlohmann keeps the last of repeated keys, other readers the first: refuse the ambiguity.
         const auto& key = parsed.get_ref<const std::string&>();
         if (!open_objects.back().insert(key).second) file_error(label, "header repeats the key '{}'", key);
         break;
@@ -156,7 +155,7 @@ TensorInfo parse_entry(std::string_view label, const std::string& name, const js
     if (*dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) ||
         __builtin_mul_overflow(numel, *dim, &numel) ||
         numel > static_cast<uint64_t>(std::numeric_limits<int64_t>::max()))
-      tensor_error(label, name, "shape {} has more elements than a 64-bit count holds", shown(shape_json));
+      tensor_error(label, name, "shape {} has more than 2^63 - 1 elements", shown(shape_json));
     shape.push_back(static_cast<int64_t>(*dim));
   }
 

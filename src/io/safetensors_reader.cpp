@@ -59,7 +59,8 @@ SafetensorsFile::SafetensorsFile(fs::path path, std::shared_ptr<const Mapping> m
 
 SafetensorsFile SafetensorsFile::open(const fs::path& path) {
   const std::string label = path.string();
-  const Descriptor fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  // O_NONBLOCK so that a FIFO does not wait for a writer; it is refused as not a regular file below.
+  const Descriptor fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
   if (fd.get() < 0) fail("safetensors", "{}: cannot open: {}", label, errno_text());
   struct stat st {};
   if (fstat(fd.get(), &st) != 0) fail("safetensors", "{}: cannot stat: {}", label, errno_text());

@@ -148,6 +148,7 @@ struct AddedToken {
   bool lstrip = false;       // takes the whitespace before it
   bool rstrip = false;       // takes the whitespace after it
   bool normalized = false;   // matched in the normalized text rather than the raw input
+  std::string text;          // what is matched and decoded: the content, normalized if `normalized`
 };
 
 // A byte trie of added tokens giving leftmost-longest matches.
@@ -297,31 +298,43 @@ struct Tokenizer::Impl {
     if (auto list = root.find("added_tokens")) load_added_tokens(*list);
   }
 
+  // Ids follow the library, not the file: a token already in the vocabulary keeps its id there, and new
+  // ones are numbered on from the model's vocabulary. In real files both agree.
   void load_added_tokens(const detail::Node& list) {
+    // New tokens are numbered from the model's vocabulary size (its count of entries).
+    auto next_id = static_cast<int32_t>(model->vocab().size());
     for (size_t i = 0; i < list.size(); ++i) {
       const detail::Node entry = list.index(i);
       detail::AddedToken token;
       token.content = entry.at("content").str();
-      if (token.content.empty()) entry.at("content").fail("an added token cannot be empty");
-      token.id = entry.at("id").id();
+      entry.at("id").id();
+      if (token.content.empty()) continue;  // ignored by the library
       token.special = entry.bool_or("special", false);
       token.single_word = entry.bool_or("single_word", false);
       token.lstrip = entry.bool_or("lstrip", false);
       token.rstrip = entry.bool_or("rstrip", false);
       token.normalized = entry.bool_or("normalized", !token.special);
-      const size_t index = added.size();
-      if (token.normalized && normalizer) {
-        const std::string pattern = normalizer->normalize(token.content);
-        if (!pattern.empty()) normalized_matcher.add(pattern, index);
-      } else if (token.normalized) {
-        normalized_matcher.add(token.content, index);
-      } else {
-        raw_matcher.add(token.content, index);
+      // The library reports (and decodes) a normalized token in its normalized form.
+      token.text = token.normalized && normalizer ? normalizer->normalize(token.content) : token.content;
+      if (const auto it = added_by_content.find(token.content); it != added_by_content.end()) {
+        token.id = added[it->second].id;
+        added[it->second] = std::move(token);
+        continue;
       }
-      added_by_id[token.id] = index;
-      added_by_content[token.content] = index;
-      vocab_end = std::max(vocab_end, token.id + 1);
+      if (const auto id = model->vocab().find(token.content)) {
+        token.id = *id;
+      } else {
+        token.id = next_id++;
+      }
+      added_by_content[token.content] = added.size();
       added.push_back(std::move(token));
+    }
+    for (size_t index = 0; index < added.size(); ++index) {
+      const detail::AddedToken& token = added[index];
+      added_by_id[token.id] = index;
+      vocab_end = std::max(vocab_end, token.id + 1);
+      if (token.text.empty()) continue;
+      (token.normalized ? normalized_matcher : raw_matcher).add(token.text, index);
     }
   }
 
@@ -364,7 +377,7 @@ struct Tokenizer::Impl {
   }
 
   std::optional<std::string_view> id_to_token(int32_t id) const {
-    if (const auto it = added_by_id.find(id); it != added_by_id.end()) return added[it->second].content;
+    if (const auto it = added_by_id.find(id); it != added_by_id.end()) return added[it->second].text;
     return model->vocab().token(id);
   }
 
@@ -400,7 +413,8 @@ struct Tokenizer::Impl {
         segments.push_back(std::move(segment));
         continue;
       }
-      const std::string normalized = normalizer ? normalizer->normalize(segment.text) : std::move(segment.text);
+      const std::string normalized =
+          normalizer ? normalizer->normalize(segment.text) : std::move(segment.text);
       split_added(normalized, normalized_matcher, segments);
     }
     Encoding out;
@@ -436,13 +450,13 @@ struct Tokenizer::Impl {
     tokens.reserve(ids.size());
     for (const int32_t id : ids) {
       if (const auto it = added_by_id.find(id); it != added_by_id.end()) {
-        if (!(skip_special_tokens && added[it->second].special)) tokens.push_back(added[it->second].content);
+        if (!(skip_special_tokens && added[it->second].special)) tokens.push_back(added[it->second].text);
         continue;
       }
       const auto token = model->vocab().token(id);
       if (!token) {
-        wick::fail("tokenizer", "{}: decode: id {} is out of range or has no token (ids run 0..{})", label, id,
-                   vocab_end - 1);
+        wick::fail("tokenizer", "{}: decode: id {} is out of range or has no token (ids run 0..{})", label,
+                   id, vocab_end - 1);
       }
       tokens.push_back(*token);
     }
@@ -492,7 +506,8 @@ Encoding Tokenizer::encode(std::string_view text, bool add_special_tokens) const
   return impl_->finish(std::move(encodings), add_special_tokens);
 }
 
-Encoding Tokenizer::encode_pair(std::string_view first, std::string_view second, bool add_special_tokens) const {
+Encoding Tokenizer::encode_pair(std::string_view first, std::string_view second,
+                                bool add_special_tokens) const {
   std::vector<Encoding> encodings;
   encodings.push_back(impl_->encode_one(first, 0));
   encodings.push_back(impl_->encode_one(second, 1));

@@ -1,5 +1,5 @@
-// Byte-pair encoding: the model (vocabulary + ranked merges) and the byte-level character map and decoder that
-// GPT-2-style tokenizers pair it with.
+// Byte-pair encoding: the model (vocabulary + ranked merges) and the byte-level character map and decoder
+// that GPT-2-style tokenizers pair it with.
 #include <array>
 #include <queue>
 
@@ -114,7 +114,8 @@ class BpeModel final : public Model {
         left = entry.index(0).str();
         right = entry.index(1).str();
       }
-      const auto left_id = vocab_.find(left), right_id = vocab_.find(right), merged_id = vocab_.find(left + right);
+      const auto left_id = vocab_.find(left), right_id = vocab_.find(right),
+                 merged_id = vocab_.find(left + right);
       if (!left_id || !right_id || !merged_id) {
         const std::string& missing = !left_id ? left : !right_id ? right : left + right;
         entry.fail("token '{}' is not in model.vocab", missing);

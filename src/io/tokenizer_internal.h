@@ -76,11 +76,12 @@ enum class NormalForm { nfc, nfd, nfkc, nfkd };
 std::string normalize_unicode(std::string_view text, NormalForm form);
 // Per-character full lowercase mapping (Rust's char::to_lowercase; no context-dependent final sigma).
 std::string lowercase(std::string_view text);
-bool is_white_space(char32_t c);       // the Unicode White_Space property
-bool is_punctuation(char32_t c);       // general category P*
-bool is_nonspacing_mark(char32_t c);   // Mn
-bool is_other(char32_t c);             // Cc, Cf, Co, Cs
-bool is_word_character(char32_t c);    // what \w matches in Unicode-aware regex engines
+bool is_white_space(char32_t c);      // the Unicode White_Space property
+bool is_punctuation(char32_t c);      // general category P*
+bool is_nonspacing_mark(char32_t c);  // Mn
+bool is_mark(char32_t c);             // M*
+bool is_other(char32_t c);            // Cc, Cf, Co, Cs
+bool is_word_character(char32_t c);   // what \w matches in Unicode-aware regex engines
 
 // ---- pipeline stages ----
 
@@ -110,6 +111,7 @@ class Vocab {
   std::optional<int32_t> find(std::string_view token) const;
   std::optional<std::string_view> token(int32_t id) const;
   int32_t end() const { return end_; }  // one past the largest id
+  size_t size() const { return ids_.size(); }
 
  private:
   struct Hash {

@@ -18,22 +18,23 @@ class LowercaseNormalizer final : public Normalizer {
   std::string normalize(std::string_view text) const override { return lowercase(text); }
 };
 
-// Drops nonspacing marks; only strips accents from text decomposed first (NFD), as in the library.
-std::string drop_nonspacing_marks(std::string_view text) {
+// Drops the characters `drop` selects; strips accents only from text decomposed first (NFD).
+std::string drop_marks(std::string_view text, bool (*drop)(char32_t)) {
   std::string out;
   out.reserve(text.size());
   size_t pos = 0;
   while (pos < text.size()) {
     const size_t start = pos;
     const char32_t c = next_code_point(text, pos);
-    if (!is_nonspacing_mark(c)) out.append(text.substr(start, pos - start));
+    if (!drop(c)) out.append(text.substr(start, pos - start));
   }
   return out;
 }
 
+// Drops every mark (Mn, Mc, Me), unlike BERT's normalizer, which drops nonspacing marks only.
 class StripAccentsNormalizer final : public Normalizer {
  public:
-  std::string normalize(std::string_view text) const override { return drop_nonspacing_marks(text); }
+  std::string normalize(std::string_view text) const override { return drop_marks(text, is_mark); }
 };
 
 // The CJK Unified Ideograph blocks that BERT surrounds with spaces, so each becomes a word of its own.
@@ -76,7 +77,7 @@ class BertNormalizer final : public Normalizer {
       }
       out.append(text.substr(start, pos - start));
     }
-    if (strip_accents_) out = drop_nonspacing_marks(normalize_unicode(out, NormalForm::nfd));
+    if (strip_accents_) out = drop_marks(normalize_unicode(out, NormalForm::nfd), is_nonspacing_mark);
     if (lowercase_) out = lowercase(out);
     return out;
   }

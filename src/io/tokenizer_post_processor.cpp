@@ -38,8 +38,7 @@ class TemplatePostProcessor final : public PostProcessor {
       const Node ids = entry.at("ids"), tokens = entry.at("tokens");
       ids.expect_array();
       tokens.expect_array();
-      if (ids.size() != tokens.size())
-        entry.fail("has {} ids but {} tokens", ids.size(), tokens.size());
+      if (ids.size() != tokens.size()) entry.fail("has {} ids but {} tokens", ids.size(), tokens.size());
       Special special;
       for (size_t i = 0; i < ids.size(); ++i) {
         special.ids.push_back(ids.index(i).id());

@@ -52,6 +52,10 @@ class Regex {
       if (rc < 0) wick::fail("tokenizer", "regex match failed: {}", message(rc));
       const PCRE2_SIZE* vector = pcre2_get_ovector_pointer(data.get());
       const Span found{vector[0], vector[1]};
+      // \K can move a match's start; PCRE2 rejects the forms that would put it before the search position or
+      // past the end, and this keeps it that way.
+      if (found.begin < pos || found.end < found.begin)
+        wick::fail("tokenizer", "regex gave an unordered match");
       if (found.begin == found.end && last_end == found.end) {
         if (pos == text.size()) break;
         next_code_point(text, pos);

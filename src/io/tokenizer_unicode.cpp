@@ -188,6 +188,11 @@ bool is_nonspacing_mark(char32_t c) {
   return category(c) == UTF8PROC_CATEGORY_MN;
 }
 
+bool is_mark(char32_t c) {
+  const utf8proc_category_t value = category(c);
+  return value == UTF8PROC_CATEGORY_MN || value == UTF8PROC_CATEGORY_MC || value == UTF8PROC_CATEGORY_ME;
+}
+
 bool is_other(char32_t c) {
   switch (category(c)) {
     case UTF8PROC_CATEGORY_CC:

@@ -78,12 +78,12 @@ class WordPieceDecoder final : public Decoder {
     std::string piece;
     for (size_t i = 0; i < tokens.size(); ++i) {
       const std::string_view token = tokens[i];
-      if (i == 0) {
-        piece.assign(token);
-      } else if (token.starts_with(prefix_)) {
+      if (i > 0 && token.starts_with(prefix_)) {
         piece.assign(token.substr(prefix_.size()));
       } else {
-        piece.assign(" ").append(token);
+        piece.clear();
+        if (i > 0) piece.push_back(' ');
+        piece.append(token);
       }
       if (cleanup_) clean(piece);
       out.append(piece);
@@ -99,8 +99,9 @@ class WordPieceDecoder final : public Decoder {
 
   static void clean(std::string& text) {
     static constexpr std::pair<std::string_view, std::string_view> kRules[] = {
-        {" .", "."},     {" ?", "?"},     {" !", "!"},           {" ,", ","},     {" ' ", "'"},    {" n't", "n't"},
-        {" 'm", "'m"},   {" do not", " don't"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
+        {" .", "."},   {" ?", "?"},     {" !", "!"},     {" ,", ","},
+        {" ' ", "'"},  {" n't", "n't"}, {" 'm", "'m"},   {" do not", " don't"},
+        {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"},
     };
     for (const auto& [from, to] : kRules) replace_all(text, from, to);
   }

@@ -11,7 +11,8 @@ import os
 import numpy as np
 from safetensors import TensorSpec, serialize_file
 
-OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", "safetensors_fixture.safetensors")
+HERE = os.path.dirname(os.path.abspath(__file__))
+OUT = os.path.join(HERE, "..", "data", "safetensors_fixture.safetensors")
 
 
 def bf16(values):

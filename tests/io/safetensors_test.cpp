@@ -392,10 +392,10 @@ TEST_F(SafetensorsTest, RejectsBadShapes) {
                  {"tensor 'w'", "non-negative integers, got \"2\""});
   expect_corrupt(
       file_bytes(R"({"w": {"dtype": "F32", "shape": [4294967296, 4294967296], "data_offsets": [0, 0]}})", 0),
-      {"tensor 'w'", "has more elements than a 64-bit count holds"});
+      {"tensor 'w'", "has more than 2^63 - 1 elements"});
   expect_corrupt(
       file_bytes(R"({"w": {"dtype": "F32", "shape": [18446744073709551615], "data_offsets": [0, 0]}})", 0),
-      {"tensor 'w'", "has more elements than a 64-bit count holds"});
+      {"tensor 'w'", "has more than 2^63 - 1 elements"});
   // 2^61 elements fit the count, but 2^61 × 64 bits do not.
   expect_corrupt(
       file_bytes(R"({"w": {"dtype": "F64", "shape": [2305843009213693952], "data_offsets": [0, 0]}})", 0),

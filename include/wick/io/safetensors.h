@@ -2,8 +2,9 @@
 //
 // A file is an 8-byte little-endian header length N, N bytes of JSON
 //   {name: {"dtype": "F32", "shape": [2, 3], "data_offsets": [begin, end]}, ..., "__metadata__": {str: str}}
-// and then the data area, which the offsets index. Every header is validated in full before anything in it is
-// used; each problem raises one wick::Error that starts with "[safetensors]" and names the file and the tensor.
+// and then the data area, which the offsets index. Every header is validated in full before anything in it
+// is used; each problem raises one wick::Error that starts with "[safetensors]" and names the file (and the
+// tensor, where one is at fault).
 #pragma once
 
 #include <cstdint>
@@ -25,8 +26,9 @@ namespace wick::io {
 
 // One tensor of a safetensors header.
 struct TensorInfo {
-  std::string format_dtype;   // as the file names it: "F32", "BF16", "I8", "F8_E4M3", ...
-  std::optional<DType> dtype;  // the wick dtype; empty for a format dtype wick has no type for (I8, U16, F8...)
+  std::string format_dtype;  // as the file names it: "F32", "BF16", "I8", "F8_E4M3", ...
+  // The wick dtype; empty for a format dtype wick has no type for (I8, U16, F8_E4M3, ...).
+  std::optional<DType> dtype;
   Shape shape;
   uint64_t byte_offset = 0;  // from the start of the file
   uint64_t byte_size = 0;
@@ -71,7 +73,8 @@ class SafetensorsFile {
 
  private:
   struct Mapping;
-  SafetensorsFile(std::filesystem::path path, std::shared_ptr<const Mapping> mapping, SafetensorsHeader header);
+  SafetensorsFile(std::filesystem::path path, std::shared_ptr<const Mapping> mapping,
+                  SafetensorsHeader header);
   // The wick dtype of `info`; throws when the format dtype has none.
   DType loadable_dtype(std::string_view name, const TensorInfo& info) const;
   // A cpu tensor of `shape` and `dtype` over `size` mapped bytes from `offset`.
@@ -100,7 +103,9 @@ class SafetensorsCheckpoint {
   const SafetensorsFile& file(std::string_view name) const;
   const std::vector<SafetensorsFile>& files() const { return files_; }
   Tensor view(std::string_view name) const { return file(name).view(name); }
-  Tensor load(std::string_view name, Device device = Device::cpu()) const { return file(name).load(name, device); }
+  Tensor load(std::string_view name, Device device = Device::cpu()) const {
+    return file(name).load(name, device);
+  }
   Tensor load(std::string_view name, Device device, DType dtype) const {
     return file(name).load(name, device, dtype);
   }

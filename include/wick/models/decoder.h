@@ -1,0 +1,64 @@
+// The Qwen2 / Llama-family decoder, one implementation driven by the config: grouped KV heads, optional q/k/v
+// (and o/MLP) biases, RoPE with the config's theta, RMSNorm, SwiGLU MLP, tied or separate lm_head.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "wick/models/config.h"
+#include "wick/models/weights.h"
+#include "wick/tensor.h"
+
+namespace wick::models {
+
+// Keys and values of every layer, [batch, kv_heads, capacity, head_dim], preallocated; the first length()
+// positions are filled.
+class KvCache {
+ public:
+  KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, DType dtype, Device device);
+  int64_t length() const { return length_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t batch() const { return batch_; }
+  void reset() { length_ = 0; }
+
+  // Writes k, v [batch, kv_heads, new, head_dim] of `layer` at position length() and returns the filled views
+  // [batch, kv_heads, length() + new, head_dim]. advance() moves length() after the last layer.
+  std::pair<Tensor, Tensor> append(int64_t layer, const Tensor& k, const Tensor& v);
+  void advance(int64_t tokens);
+
+ private:
+  std::vector<Tensor> keys_, values_;
+  int64_t batch_, capacity_, length_ = 0;
+};
+
+struct DecoderLayerWeights {
+  Tensor input_norm, post_attention_norm;
+  Tensor q, k, v, o;                      // [out, in]
+  Tensor q_bias, k_bias, v_bias, o_bias;  // undefined when absent
+  Tensor gate, up, down;
+  Tensor gate_bias, up_bias, down_bias;
+};
+
+class Decoder {
+ public:
+  // Loads every weight the config implies from `weights`, converted to (device, dtype).
+  Decoder(const ModelConfig& config, const WeightSource& weights, Device device, DType dtype);
+
+  const ModelConfig& config() const { return config_; }
+  Device device() const { return device_; }
+  DType dtype() const { return dtype_; }
+
+  // ids: i32/i64 [batch, seq] with every id < vocab_size. Without a cache the positions are 0..seq-1; with
+  // one they continue from cache->length(), the new keys/values are stored, and the cache advances. Returns
+  // f32 logits [batch, seq, vocab].
+  Tensor forward(const Tensor& ids, KvCache* cache = nullptr) const;
+
+ private:
+  ModelConfig config_;
+  Device device_;
+  DType dtype_;
+  Tensor embed_tokens_, final_norm_, lm_head_;
+  std::vector<DecoderLayerWeights> layers_;
+};
+
+}  // namespace wick::models

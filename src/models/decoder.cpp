@@ -1,0 +1,132 @@
+// The decoder forward pass, written with the device-agnostic ops, so the same code runs on the CPU and on
+// CUDA. Layer i: h += o_proj(attention(rope(q), rope(k), v)) on rms_norm(h); h += down(silu(gate(x))·up(x))
+// on rms_norm(h). Positions continue from the KV cache's length, and causal masking lets each new token see
+// the cached ones and the earlier new ones.
+#include "wick/models/decoder.h"
+
+#include <fmt/format.h>
+
+#include "wick/error.h"
+#include "wick/ops.h"
+
+namespace wick::models {
+namespace {
+
+// y = x·Wᵀ (+ b) over the last axis of x.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  const int64_t in = x.size(-1), out = w.size(0);
+  const Tensor x2 = x.reshape({x.numel() / in, in});
+  Tensor y = Tensor::empty({x2.size(0), out}, x.dtype(), x.device());
+  ops::GemmOptions options;
+  options.transpose_b = true;
+  options.bias = b;
+  ops::gemm(x2, w, y, options);
+  Shape shape = x.shape();
+  shape.back() = out;
+  return y.view(shape);
+}
+
+}  // namespace
+
+KvCache::KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, DType dtype, Device device)
+    : batch_(batch), capacity_(capacity) {
+  if (!config.is_decoder()) fail("kv_cache", "model_type '{}' has no KV cache", config.model_type);
+  if (batch <= 0 || capacity <= 0)
+    fail("kv_cache", "batch and capacity must be positive, got {} and {}", batch, capacity);
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    keys_.push_back(
+        Tensor::empty({batch, config.num_key_value_heads, capacity, config.head_dim}, dtype, device));
+    values_.push_back(
+        Tensor::empty({batch, config.num_key_value_heads, capacity, config.head_dim}, dtype, device));
+  }
+}
+
+std::pair<Tensor, Tensor> KvCache::append(int64_t layer, const Tensor& k, const Tensor& v) {
+  const int64_t tokens = k.size(2);
+  if (length_ + tokens > capacity_)
+    fail("kv_cache", "{} cached + {} new positions exceed the capacity of {}", length_, tokens, capacity_);
+  if (k.size(0) != batch_) fail("kv_cache", "batch {} does not match the cache's {}", k.size(0), batch_);
+  keys_[layer].narrow(2, length_, tokens).copy_(k);
+  values_[layer].narrow(2, length_, tokens).copy_(v);
+  return {keys_[layer].narrow(2, 0, length_ + tokens), values_[layer].narrow(2, 0, length_ + tokens)};
+}
+
+void KvCache::advance(int64_t tokens) {
+  length_ += tokens;
+}
+
+Decoder::Decoder(const ModelConfig& config, const WeightSource& weights, Device device, DType dtype)
+    : config_(config), device_(device), dtype_(dtype) {
+  if (!config.is_decoder())
+    fail("model", "{}: model_type '{}' is not a decoder", weights.origin(), config.model_type);
+  const int64_t hidden = config.hidden_size, inter = config.intermediate_size;
+  const int64_t q_out = config.num_attention_heads * config.head_dim;
+  const int64_t kv_out = config.num_key_value_heads * config.head_dim;
+  auto load = [&](const std::string& name, const Shape& shape) {
+    return weights.load(name, shape, device, dtype);
+  };
+  auto maybe = [&](bool present, const std::string& name, const Shape& shape) {
+    return present ? load(name, shape) : Tensor();
+  };
+  embed_tokens_ = load("model.embed_tokens.weight", {config.vocab_size, hidden});
+  final_norm_ = load("model.norm.weight", {hidden});
+  if (config.tie_word_embeddings) {
+    lm_head_ = embed_tokens_;
+  } else {
+    lm_head_ = load("lm_head.weight", {config.vocab_size, hidden});
+  }
+  for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
+    const std::string p = fmt::format("model.layers.{}.", i);
+    DecoderLayerWeights l;
+    l.input_norm = load(p + "input_layernorm.weight", {hidden});
+    l.post_attention_norm = load(p + "post_attention_layernorm.weight", {hidden});
+    l.q = load(p + "self_attn.q_proj.weight", {q_out, hidden});
+    l.k = load(p + "self_attn.k_proj.weight", {kv_out, hidden});
+    l.v = load(p + "self_attn.v_proj.weight", {kv_out, hidden});
+    l.o = load(p + "self_attn.o_proj.weight", {hidden, q_out});
+    l.q_bias = maybe(config.attention_bias, p + "self_attn.q_proj.bias", {q_out});
+    l.k_bias = maybe(config.attention_bias, p + "self_attn.k_proj.bias", {kv_out});
+    l.v_bias = maybe(config.attention_bias, p + "self_attn.v_proj.bias", {kv_out});
+    l.o_bias = maybe(config.o_proj_bias, p + "self_attn.o_proj.bias", {hidden});
+    l.gate = load(p + "mlp.gate_proj.weight", {inter, hidden});
+    l.up = load(p + "mlp.up_proj.weight", {inter, hidden});
+    l.down = load(p + "mlp.down_proj.weight", {hidden, inter});
+    l.gate_bias = maybe(config.mlp_bias, p + "mlp.gate_proj.bias", {inter});
+    l.up_bias = maybe(config.mlp_bias, p + "mlp.up_proj.bias", {inter});
+    l.down_bias = maybe(config.mlp_bias, p + "mlp.down_proj.bias", {hidden});
+    layers_.push_back(std::move(l));
+  }
+}
+
+Tensor Decoder::forward(const Tensor& ids, KvCache* cache) const {
+  if (ids.dim() != 2) fail("decoder", "ids must be [batch, seq], got {}", ids.str());
+  const int64_t batch = ids.size(0), seq = ids.size(1);
+  const int64_t past = cache ? cache->length() : 0;
+  if (past + seq > config_.max_position_embeddings)
+    fail("decoder", "{} positions exceed the model's context of {}", past + seq,
+         config_.max_position_embeddings);
+  const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads,
+                dim = config_.head_dim;
+  ops::RopeOptions rope;
+  rope.theta = config_.rope_theta;
+  rope.position_offset = past;
+  Tensor h = ops::embedding(embed_tokens_, ids.to(device_));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayerWeights& l = layers_[i];
+    const Tensor x = ops::rms_norm(h, l.input_norm, config_.rms_norm_eps);
+    const Tensor q = ops::rope(linear(x, l.q, l.q_bias).view({batch, seq, heads, dim}), rope).transpose(1, 2);
+    Tensor k = ops::rope(linear(x, l.k, l.k_bias).view({batch, seq, kv_heads, dim}), rope).transpose(1, 2);
+    Tensor v = linear(x, l.v, l.v_bias).view({batch, seq, kv_heads, dim}).transpose(1, 2);
+    if (cache) std::tie(k, v) = cache->append(static_cast<int64_t>(i), k, v);
+    const Tensor attended = ops::attention(q, k, v).out.transpose(1, 2).reshape({batch, seq, heads * dim});
+    const auto mid = ops::rms_norm_residual(linear(attended, l.o, l.o_bias), h, l.post_attention_norm,
+                                            config_.rms_norm_eps);
+    const Tensor mlp = linear(ops::swiglu(linear(mid.y, l.gate, l.gate_bias), linear(mid.y, l.up, l.up_bias)),
+                              l.down, l.down_bias);
+    h = ops::add(mid.sum, mlp);
+  }
+  if (cache) cache->advance(seq);
+  return linear(ops::rms_norm(h, final_norm_, config_.rms_norm_eps), lm_head_, Tensor()).to(DType::f32);
+}
+
+}  // namespace wick::models

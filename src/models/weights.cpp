@@ -1,0 +1,33 @@
+#include "wick/models/weights.h"
+
+#include "wick/error.h"
+
+namespace wick::models {
+
+void check_weight_shape(const std::string& origin, const std::string& name, const Shape& actual,
+                        const Shape& expected) {
+  if (actual != expected)
+    fail("model", "{}: tensor '{}' has shape {} but the config needs {}", origin, name, shape_str(actual),
+         shape_str(expected));
+}
+
+Tensor TensorMapSource::load(const std::string& name, const Shape& expected, Device device,
+                             DType dtype) const {
+  const auto found = tensors_.find(name);
+  if (found == tensors_.end()) fail("model", "{}: missing tensor '{}'", origin_, name);
+  check_weight_shape(origin_, name, found->second.shape(), expected);
+  return found->second.to(dtype).to(device).contiguous();
+}
+
+CheckpointSource CheckpointSource::open(const std::string& path) {
+  return CheckpointSource(io::SafetensorsCheckpoint::open(path));
+}
+
+Tensor CheckpointSource::load(const std::string& name, const Shape& expected, Device device,
+                              DType dtype) const {
+  if (!checkpoint_.contains(name)) fail("model", "{}: missing tensor '{}'", origin(), name);
+  check_weight_shape(checkpoint_.file(name).path().string(), name, checkpoint_.info(name).shape, expected);
+  return checkpoint_.load(name, device, dtype);
+}
+
+}  // namespace wick::models

@@ -1,0 +1,53 @@
+// The BERT encoder against transformers for a tiny random-weight model (padded batch, token types): last
+// hidden states, mean-pooled normalised embeddings and CLS pooling.
+#include <gtest/gtest.h>
+
+#include "support/test_util.h"
+#include "wick/io/safetensors.h"
+#include "wick/models/bert.h"
+
+namespace wick::test {
+namespace {
+
+const std::string kDir = std::string(WICK_TEST_DATA_DIR) + "/models/tiny-bert";
+
+TEST(BertGolden, HiddenStatesAndEmbeddingsMatchTransformers) {
+  const auto g = io::SafetensorsFile::open(kDir + "/golden.safetensors");
+  const auto config = models::load_config(kDir);
+  for (DType dtype : {DType::f32, DType::f64}) {
+    const models::BertEncoder model(config, models::CheckpointSource::open(kDir), Device::cpu(), dtype);
+    const Tensor ids = g.load("input_ids"), mask = g.load("attention_mask"), types = g.load("token_type_ids");
+    EXPECT_LE(relative_error(model.forward(ids, mask, types),
+                             g.load("last_hidden_state", Device::cpu(), DType::f64)),
+              1e-5);
+    EXPECT_LE(relative_error(model.embed(ids, mask, types), g.load("embeddings", Device::cpu(), DType::f64)),
+              1e-5);
+    EXPECT_LE(relative_error(model.embed(ids, mask, types, models::Pooling::cls, false),
+                             g.load("cls", Device::cpu(), DType::f64)),
+              1e-5);
+  }
+}
+
+TEST(Bert, BadInputsAreClearErrors) {
+  const models::BertEncoder model(models::load_config(kDir), models::CheckpointSource::open(kDir),
+                                  Device::cpu(), DType::f32);
+  const Tensor ids = Tensor::full({1, 4}, 7, DType::i64);
+  expect_error(
+      [&] {
+        model.forward(ids, Tensor::from_vector<int64_t>({1, 0, 1, 0}, {1, 4}));
+      },
+      {"[bert]", "not right-padded", "position 2"});
+  expect_error(
+      [&] {
+        model.forward(Tensor::zeros({1, 65}, DType::i64));
+      },
+      {"[bert]", "65 tokens exceed the model's 64"});
+  expect_error(
+      [&] {
+        model.forward(ids, Tensor::full({1, 3}, 1, DType::i64));
+      },
+      {"[bert]", "attention_mask must have the shape of ids [1, 4]"});
+}
+
+}  // namespace
+}  // namespace wick::test

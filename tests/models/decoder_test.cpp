@@ -1,0 +1,116 @@
+// The Qwen2 and Llama decoders against transformers' outputs for tiny random-weight models (golden files made
+// by tests/models/make_golden.py): full-sequence logits, KV-cache steps equal to full recomputation, greedy
+// continuations equal to transformers' generate, and clear errors for mismatched files.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "support/test_util.h"
+#include "wick/io/safetensors.h"
+#include "wick/models/decoder.h"
+
+#include <nlohmann/json.hpp>
+
+namespace wick::test {
+namespace {
+
+std::string model_dir(const std::string& name) {
+  return std::string(WICK_TEST_DATA_DIR) + "/models/" + name;
+}
+
+io::SafetensorsFile golden(const std::string& name) {
+  return io::SafetensorsFile::open(model_dir(name) + "/golden.safetensors");
+}
+
+models::Decoder load(const std::string& name, DType dtype = DType::f32) {
+  const auto config = models::load_config(model_dir(name));
+  return models::Decoder(config, models::CheckpointSource::open(model_dir(name)), Device::cpu(), dtype);
+}
+
+class DecoderGolden : public ::testing::TestWithParam<std::string> {};
+
+INSTANTIATE_TEST_SUITE_P(TinyModels, DecoderGolden, ::testing::Values("tiny-qwen2", "tiny-llama"),
+                         [](const auto& info) { return info.param == "tiny-qwen2" ? "Qwen2" : "Llama"; });
+
+TEST_P(DecoderGolden, LogitsMatchTransformers) {
+  const auto g = golden(GetParam());
+  const Tensor ids = g.load("input_ids"), expected = g.load("logits", Device::cpu(), DType::f64);
+  EXPECT_LE(relative_error(load(GetParam()).forward(ids), expected), 1e-5);
+  EXPECT_LE(relative_error(load(GetParam(), DType::f64).forward(ids), expected), 1e-5);
+}
+
+TEST_P(DecoderGolden, CacheStepsEqualFullRecomputation) {
+  const auto g = golden(GetParam());
+  const auto model = load(GetParam());
+  const Tensor ids = g.load("input_ids");  // [2, 9]
+  const Tensor full = model.forward(ids);
+  models::KvCache cache(model.config(), 2, 16, DType::f32, Device::cpu());
+  const Tensor prefill = model.forward(ids.narrow(1, 0, 4), &cache);
+  EXPECT_LE(relative_error(prefill, full.narrow(1, 0, 4).contiguous()), 1e-5);
+  for (int64_t t = 4; t < 9; ++t) {
+    const Tensor step = model.forward(ids.narrow(1, t, 1), &cache);
+    EXPECT_LE(relative_error(step, full.narrow(1, t, 1).contiguous()), 1e-5) << "position " << t;
+  }
+  EXPECT_EQ(cache.length(), 9);
+}
+
+TEST_P(DecoderGolden, GreedyContinuationMatchesGenerate) {
+  const auto g = golden(GetParam());
+  const auto model = load(GetParam());
+  const std::vector<int64_t> expected = g.load("greedy_ids").to_vector<int64_t>();
+  Tensor next = g.load("greedy_prompt");
+  std::vector<int64_t> produced = next.to_vector<int64_t>();
+  models::KvCache cache(model.config(), 1, 64, DType::f32, Device::cpu());
+  while (produced.size() < expected.size()) {
+    const Tensor logits = model.forward(next, &cache);
+    const int64_t id = ops::argmax(logits.select(1, logits.size(1) - 1)).to_vector<int64_t>()[0];
+    produced.push_back(id);
+    next = Tensor::from_vector<int64_t>({id}, {1, 1});
+  }
+  EXPECT_EQ(produced, expected);
+}
+
+TEST(Decoder, MismatchedFilesAreClearErrors) {
+  auto config = models::load_config(model_dir("tiny-qwen2"));
+  const auto weights = models::CheckpointSource::open(model_dir("tiny-qwen2"));
+  config.intermediate_size = 100;
+  expect_error([&] { models::Decoder(config, weights, Device::cpu(), DType::f32); },
+               {"[model]", "model.safetensors",
+                "tensor 'model.layers.0.mlp.gate_proj.weight' has shape [160, 64]", "needs [100, 64]"});
+  config = models::load_config(model_dir("tiny-qwen2"));
+  config.tie_word_embeddings = false;
+  expect_error([&] { models::Decoder(config, weights, Device::cpu(), DType::f32); },
+               {"[model]", "missing tensor 'lm_head.weight'"});
+  const auto model =
+      models::Decoder(models::load_config(model_dir("tiny-qwen2")), weights, Device::cpu(), DType::f32);
+  models::KvCache cache(model.config(), 1, 4, DType::f32, Device::cpu());
+  expect_error(
+      [&] {
+        model.forward(Tensor::zeros({1, 5}, DType::i64), &cache);
+      },
+      {"[kv_cache]", "0 cached + 5 new positions exceed the capacity of 4"});
+  expect_error([&] { model.forward(Tensor::full({1, 2}, 320, DType::i64)); }, {"[embedding]", "id 320"});
+  expect_error([&] { model.forward(Tensor::zeros({1, 129}, DType::i64)); }, {"[decoder]", "context of 128"});
+}
+
+TEST(Config, UnknownArchitecturesAndOptionsAreRefused) {
+  nlohmann::json j = {{"model_type", "gpt_neox"}, {"vocab_size", 10}};
+  expect_error([&] { models::parse_config(j, "x/config.json"); },
+               {"[config]", "x/config.json", "model_type 'gpt_neox' is not supported"});
+  j = {{"model_type", "llama"},   {"vocab_size", 10},       {"hidden_size", 8},
+       {"intermediate_size", 16}, {"num_hidden_layers", 1}, {"num_attention_heads", 2},
+       {"num_key_value_heads", 3}};
+  expect_error([&] { models::parse_config(j, "c"); }, {"must be a multiple of num_key_value_heads (3)"});
+  j["num_key_value_heads"] = 1;
+  const auto c = models::parse_config(j, "c");
+  EXPECT_EQ(c.head_dim, 4);
+  EXPECT_EQ(c.rope_theta, 10000.0);
+  EXPECT_FALSE(c.tie_word_embeddings);
+  j["rope_scaling"] = {{"rope_type", "yarn"}};
+  expect_error([&] { models::parse_config(j, "c"); }, {"rope_scaling"});
+  expect_error([] { models::load_config("/nonexistent/model"); },
+               {"[config]", "cannot open /nonexistent/model/config.json"});
+}
+
+}  // namespace
+}  // namespace wick::test
