@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libcli11-dev libfmt-dev libgtest-dev libopenblas-dev libpcre2-dev libutf8proc-dev
-  clang-format python3 python3-pip
+  clang-format clang libclang-rt-dev python3 python3-pip
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -4,7 +4,8 @@
 #      cleanly without a GPU);
 #   2. the CPU suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. install, then build and run a consumer project through find_package(wick);
-#   4. the formatting check.
+#   4. the libFuzzer targets for the safetensors header and tokenizer.json, each for a bounded time;
+#   5. the formatting check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [[ -x /usr/local/cuda/bin/nvcc ]] && export PATH="/usr/local/cuda/bin:$PATH"
@@ -32,6 +33,16 @@ cmake -S tests/consumer -B build-consumer -G Ninja -DCMAKE_PREFIX_PATH="$prefix"
 cmake --build build-consumer
 ./build-consumer/consumer
 "$prefix/bin/wick" info
+
+echo "== fuzzing: safetensors header and tokenizer.json parsing (libFuzzer, bounded time)"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_CXX_COMPILER=clang++ -DWICK_CUDA=OFF -DWICK_BUILD_TESTS=OFF -DWICK_FUZZ=ON
+cmake --build build-fuzz -j "$jobs" --target safetensors_fuzz tokenizer_fuzz
+corpus=$(mktemp -d)
+mkdir -p "$corpus/safetensors" "$corpus/tokenizer"
+cp tests/data/safetensors_fixture.safetensors tests/data/models/tiny-bert/golden.safetensors "$corpus/safetensors/"
+cp tests/data/tokenizers/*/tokenizer_config.json "$corpus/tokenizer/"
+./build-fuzz/fuzz/safetensors_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 "$corpus/safetensors"
+./build-fuzz/fuzz/tokenizer_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 "$corpus/tokenizer"
 
 echo "== formatting"
 git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format --dry-run -Werror
