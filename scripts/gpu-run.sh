@@ -30,4 +30,9 @@ if [[ "${BENCH:-1}" == 1 ]]; then
   python3 bench/ops_torch.py --repeats 50 --json "$out/torch-ops.jsonl" > "$out/torch-ops.txt" 2>&1
   python3 bench/compare_ops.py "$out/wick-ops.jsonl" "$out/torch-ops.jsonl" | tee "$out/ops-table.md"
 fi
+if [[ "${BENCH:-1}" == 1 ]]; then
+  echo "== embedding benchmark: wick vs PyTorch (MiniLM shape, f16)"
+  "$build/wick" bench embed --device cuda --dtype f16 --repeats 30 --json "$out/wick-embed.jsonl" 2>&1 | tail -n 3
+  python3 bench/embed_torch.py --dtype f16 --repeats 30 --json "$out/torch-embed.jsonl" 2>&1 | tail -n 3
+fi
 exit $status

@@ -11,8 +11,10 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
 #include "cli/commands.h"
 #include "wick/cuda.h"
+
 #include "wick/wick.h"
 
 namespace wick::cli {
@@ -176,6 +178,34 @@ void run_bench(Device device, DType dtype, int repeats, const std::string& json_
   }
 }
 
+// Sentence embeddings with random weights of all-MiniLM-L6-v2's shape: latency at batch 1 and throughput on
+// two document sets, each timed as one embed() call over token ids made in advance.
+void run_embed_bench(Device device, DType dtype, int repeats, const std::string& json_path) {
+  nlohmann::json shape = {
+      {"model_type", "bert"},           {"vocab_size", 30522},    {"hidden_size", 384},
+      {"intermediate_size", 1536},      {"num_hidden_layers", 6}, {"num_attention_heads", 12},
+      {"max_position_embeddings", 512}, {"type_vocab_size", 2}};
+  const auto config = models::parse_config(shape, "all-MiniLM-L6-v2 shape");
+  const models::BertEncoder model(config, models::RandomWeights(5), device, dtype);
+  fmt::print("wick embed benchmark on {} ({}), MiniLM shape, median of {} calls\n", device.str(),
+             dtype_name(dtype), repeats);
+  std::string json;
+  Generator gen(9);
+  for (auto [docs, tokens] : std::vector<std::pair<int64_t, int64_t>>{{1, 16}, {100, 32}, {1000, 128}}) {
+    std::vector<std::function<void()>> calls;
+    for (int set = 0; set < 3; ++set) {
+      const Tensor ids = rand_uniform({docs, tokens}, gen, 1000, 30000, DType::f32).to(DType::i64);
+      const Tensor mask = Tensor::full({docs, tokens}, 1, DType::i64);
+      calls.push_back([&model, ids, mask] { model.embed(ids, mask); });
+    }
+    const double ms = median_ms(calls, device, repeats);
+    const std::string name = fmt::format("embed {} docs x {} tokens", docs, tokens);
+    fmt::print("{:<30} {:>10.4f} ms {:>12.0f} docs/s\n", name, ms, docs / ms * 1e3);
+    json += fmt::format("{{\"name\": \"{}\", \"ms\": {:.6f}, \"flops\": 0, \"bytes\": 0}}\n", name, ms);
+  }
+  if (!json_path.empty()) fmt::output_file(json_path).print("{}", json);
+}
+
 }  // namespace
 
 void add_bench_command(CLI::App& app) {
@@ -192,6 +222,12 @@ void add_bench_command(CLI::App& app) {
       ->check(CLI::PositiveNumber);
   command->add_option("--json", json, "also write one JSON line per case to this file");
   command->callback([] { run_bench(device_from_name(device), dtype_from_name(dtype), repeats, json); });
+  auto* embed = bench->add_subcommand("embed", "Time sentence embeddings with a MiniLM-shaped model");
+  embed->add_option("--device", device, "cpu or cuda[:N]")->capture_default_str();
+  embed->add_option("--dtype", dtype, "f32, bf16 or f16")->capture_default_str();
+  embed->add_option("--repeats", repeats, "timed calls per case")->capture_default_str();
+  embed->add_option("--json", json, "also write one JSON line per case to this file");
+  embed->callback([] { run_embed_bench(device_from_name(device), dtype_from_name(dtype), repeats, json); });
 }
 
 }  // namespace wick::cli

@@ -1,6 +1,7 @@
 #include "wick/models/weights.h"
 
 #include "wick/error.h"
+#include "wick/random.h"
 
 namespace wick::models {
 
@@ -17,6 +18,13 @@ Tensor TensorMapSource::load(const std::string& name, const Shape& expected, Dev
   if (found == tensors_.end()) fail("model", "{}: missing tensor '{}'", origin_, name);
   check_weight_shape(origin_, name, found->second.shape(), expected);
   return found->second.to(dtype).to(device).contiguous();
+}
+
+Tensor RandomWeights::load(const std::string& name, const Shape& expected, Device device, DType dtype) const {
+  Generator generator(seed_);
+  generator.set_draws(draws_++);
+  const bool scale = name.find("norm") != std::string::npos || name.find("LayerNorm") != std::string::npos;
+  return rand_normal(expected, generator, scale ? 1.0 : 0.0, scale ? 0.05 : 0.02, dtype, device);
 }
 
 CheckpointSource CheckpointSource::open(const std::string& path) {

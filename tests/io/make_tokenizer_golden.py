@@ -79,7 +79,8 @@ def split(pattern, behavior, invert=False, kind="Regex"):
 
 
 def byte_level(add_prefix_space, use_regex):
-    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True, "use_regex": use_regex}
+    return {"type": "ByteLevel", "add_prefix_space": add_prefix_space, "trim_offsets": True,
+            "use_regex": use_regex}
 
 
 def added(content, **flags):
@@ -217,7 +218,8 @@ def main():
     }
     out = DATA / "golden.json"
     out.write_text(json.dumps(golden, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    print(f"wrote {out} ({sum(len(v['cases']) for v in variants)} cases, tokenizers {tokenizers.__version__})")
+    count = sum(len(v["cases"]) for v in variants)
+    print(f"wrote {out} ({count} cases, tokenizers {tokenizers.__version__})")
 
 
 if __name__ == "__main__":

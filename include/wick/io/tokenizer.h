@@ -35,6 +35,7 @@ struct Encoding {
 
 class StreamDecoder;
 
+// Loaded once, immutable after: copies share the tables, and every method may be called from many threads.
 class Tokenizer {
  public:
   // `path` is a tokenizer.json file or a model directory holding one; tokenizer_config.json beside it is read
@@ -76,9 +77,8 @@ class Tokenizer {
   // tokenizer_config.json's chat_template (Jinja source, not interpreted here); empty when absent.
   const std::string& chat_template() const;
 
-  struct Impl;
-
  private:
+  struct Impl;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
   friend class StreamDecoder;

@@ -50,6 +50,20 @@ class CheckpointSource final : public WeightSource {
   io::SafetensorsCheckpoint checkpoint_;
 };
 
+// Random normal weights (std 0.02, norms' scales 1) of whatever shape the model asks for: benchmarks of a
+// model's shape without its files. Names with a prefix the model probes for ("bert.") are reported absent.
+class RandomWeights final : public WeightSource {
+ public:
+  explicit RandomWeights(uint64_t seed) : seed_(seed) {}
+  bool contains(const std::string& name) const override { return name.rfind("bert.", 0) != 0; }
+  Tensor load(const std::string& name, const Shape& expected, Device device, DType dtype) const override;
+  std::string origin() const override { return "random weights"; }
+
+ private:
+  uint64_t seed_;
+  mutable uint64_t draws_ = 0;
+};
+
 // The shared check: `actual` must equal `expected` for tensor `name` from `origin`.
 void check_weight_shape(const std::string& origin, const std::string& name, const Shape& actual,
                         const Shape& expected);
