@@ -40,7 +40,7 @@ cmake --build build-fuzz -j "$jobs" --target safetensors_fuzz tokenizer_fuzz
 corpus=$(mktemp -d)
 mkdir -p "$corpus/safetensors" "$corpus/tokenizer"
 cp tests/data/safetensors_fixture.safetensors tests/data/models/tiny-bert/golden.safetensors "$corpus/safetensors/"
-for dir in tests/data/tokenizers/*/; do cp "$dir/tokenizer_config.json" "$corpus/tokenizer/$(basename "$dir").json"; done
+cp tests/data/tokenizers/fuzz_seed_*.json "$corpus/tokenizer/"
 ./build-fuzz/fuzz/safetensors_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 "$corpus/safetensors"
 ./build-fuzz/fuzz/tokenizer_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 "$corpus/tokenizer"
 

@@ -81,7 +81,6 @@ class Tokenizer {
   struct Impl;
   explicit Tokenizer(std::shared_ptr<const Impl> impl) : impl_(std::move(impl)) {}
   std::shared_ptr<const Impl> impl_;
-  friend class StreamDecoder;
 };
 
 // Fed one id at a time, returns only text that is complete: a byte-level model splits one character (CJK,
@@ -100,8 +99,8 @@ class StreamDecoder {
 
   Tokenizer tokenizer_;
   bool skip_special_tokens_;
-  // The ids since the last text returned, led by the ids of that text as context (WordPiece needs to know a
-  // token is not the first to put a space before it).
+  // The ids of the text returned last (context: WordPiece must know a token is not the first to put a space
+  // before it), then the ids not returned yet.
   std::vector<int32_t> ids_;
   size_t context_size_ = 0;
   std::string context_text_;  // decode of ids_[0, context_size_)

@@ -1,19 +1,13 @@
 // Strided copy with dtype conversion, and fill. A dense same-dtype copy is one cudaMemcpyAsync; anything else
 // is one thread per element, decomposing the linear index over the shape (rank <= 8) to find both offsets.
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/indexing.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace wick::cuda {
 namespace {
 
-constexpr int kMaxRank = 8;
-
-struct Layout {
-  int rank;
-  int64_t sizes[kMaxRank];
-  int64_t dst_strides[kMaxRank];
-  int64_t src_strides[kMaxRank];
-};
+using Layout = StridedLayout<2>;  // operand 0: destination, 1: source
 
 template <typename To, typename From>
 __device__ __forceinline__ To convert(From v) {
@@ -34,31 +28,23 @@ __device__ __forceinline__ To convert(From v) {
   }
 }
 
-template <typename To, typename From>
+template <typename To, typename From, typename Index>
 __global__ void copy_kernel(To* dst, const From* src, Layout layout, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, d = 0, s = 0;
-    for (int axis = layout.rank - 1; axis >= 0; --axis) {
-      const int64_t index = rest % layout.sizes[axis];
-      rest /= layout.sizes[axis];
-      d += index * layout.dst_strides[axis];
-      s += index * layout.src_strides[axis];
-    }
-    dst[d] = convert<To>(src[s]);
+    int64_t at[2];
+    layout.offsets<Index>(i, at);
+    dst[at[0]] = convert<To>(src[at[1]]);
   }
 }
 
-template <typename T>
+template <typename T, typename Index>
 __global__ void fill_kernel(T* dst, Layout layout, T value, int64_t n) {
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
-    int64_t rest = i, d = 0;
-    for (int axis = layout.rank - 1; axis >= 0; --axis) {
-      d += (rest % layout.sizes[axis]) * layout.dst_strides[axis];
-      rest /= layout.sizes[axis];
-    }
-    dst[d] = value;
+    int64_t at[2];
+    layout.offsets<Index>(i, at);
+    dst[at[0]] = value;
   }
 }
 
@@ -89,10 +75,15 @@ Layout make_layout(const Tensor& dst, const Tensor* src) {
   layout.rank = static_cast<int>(dst.dim());
   for (int i = 0; i < layout.rank; ++i) {
     layout.sizes[i] = dst.size(i);
-    layout.dst_strides[i] = dst.stride(i);
-    layout.src_strides[i] = src ? src->stride(i) : 0;
+    layout.strides[0][i] = dst.stride(i);
+    layout.strides[1][i] = src ? src->stride(i) : 0;
   }
+  layout.coalesce();
   return layout;
+}
+
+bool small(int64_t n) {
+  return n < (int64_t{1} << 31);
 }
 
 int grid_for(int64_t n) {
@@ -116,8 +107,13 @@ void copy(const Tensor& dst, const Tensor& src) {
     with_any_type(src.dtype(), [&](auto from) {
       using To = decltype(to);
       using From = decltype(from);
-      copy_kernel<To, From>
-          <<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<To>(dst), ptr<const From>(src), layout, n);
+      if (small(n)) {
+        copy_kernel<To, From, uint32_t>
+            <<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<To>(dst), ptr<const From>(src), layout, n);
+      } else {
+        copy_kernel<To, From, int64_t>
+            <<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<To>(dst), ptr<const From>(src), layout, n);
+      }
     });
   });
   check_launch("copy");
@@ -138,7 +134,11 @@ void fill(const Tensor& dst, double value) {
     } else {
       v = static_cast<T>(value);
     }
-    fill_kernel<T><<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<T>(dst), layout, v, n);
+    if (small(n)) {
+      fill_kernel<T, uint32_t><<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<T>(dst), layout, v, n);
+    } else {
+      fill_kernel<T, int64_t><<<grid_for(n), 256, 0, stream_of(dst)>>>(ptr<T>(dst), layout, v, n);
+    }
   });
   check_launch("fill");
 }

@@ -3,22 +3,13 @@
 // broadcast (one thread per output element, summing the elements that were broadcast from it in a fixed
 // order).
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/indexing.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace wick::cuda {
 namespace {
 
-constexpr int kMaxRank = 8;
-
-struct Strides {
-  int64_t v[kMaxRank];
-};
-
-struct Broadcast {
-  int rank;
-  int64_t sizes[kMaxRank];
-  Strides a, b;
-};
+using Broadcast = StridedLayout<2>;  // operands a and b over the output's (dense) shape
 
 template <typename A>
 __device__ __forceinline__ A sigmoid(A x) {
@@ -84,16 +75,12 @@ __global__ void swiglu_kernel(const T* gate, const T* up, const T* dy, T* out0, 
   }
 }
 
-template <typename T, typename A>
+template <typename T, typename A, typename Index>
 __global__ void binary_kernel(Binary kind, const T* a, const T* b, T* out, Broadcast layout, int64_t n) {
   WICK_GRID_STRIDE_LOOP(i, n) {
-    int64_t rest = i, oa = 0, ob = 0;
-    for (int axis = layout.rank - 1; axis >= 0; --axis) {
-      const int64_t index = rest % layout.sizes[axis];
-      rest /= layout.sizes[axis];
-      oa += index * layout.a.v[axis];
-      ob += index * layout.b.v[axis];
-    }
+    int64_t at[2];
+    layout.offsets<Index>(i, at);
+    const int64_t oa = at[0], ob = at[1];
     const A x = load_as<A>(a + oa), y = load_as<A>(b + ob);
     A r;
     switch (kind) {
@@ -206,13 +193,20 @@ void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out) {
   layout.rank = static_cast<int>(out.dim());
   for (int i = 0; i < layout.rank; ++i) {
     layout.sizes[i] = out.size(i);
-    layout.a.v[i] = ae.stride(i);
-    layout.b.v[i] = be.stride(i);
+    layout.strides[0][i] = ae.stride(i);
+    layout.strides[1][i] = be.stride(i);
   }
+  layout.coalesce();
   with_float_type(out.dtype(), "binary", [&](auto tag) {
     using T = decltype(tag);
-    binary_kernel<T, typename Accumulate<T>::type><<<grid_for(n), 256, 0, stream_of(out)>>>(
-        kind, ptr<const T>(ae), ptr<const T>(be), ptr<T>(out), layout, n);
+    using A = typename Accumulate<T>::type;
+    if (n < (int64_t{1} << 31)) {
+      binary_kernel<T, A, uint32_t><<<grid_for(n), 256, 0, stream_of(out)>>>(
+          kind, ptr<const T>(ae), ptr<const T>(be), ptr<T>(out), layout, n);
+    } else {
+      binary_kernel<T, A, int64_t><<<grid_for(n), 256, 0, stream_of(out)>>>(
+          kind, ptr<const T>(ae), ptr<const T>(be), ptr<T>(out), layout, n);
+    }
   });
   check_launch("binary");
 }
