@@ -73,6 +73,7 @@ def cases():
             f = torch.nn.functional.linear
             return lambda: f(x, w) + f(f(x, a), b) * 2.0
         out.append((f"lora_linear bf16 {tokens}x{features}->{features} r16", make_lora))
+        out.append((f"lora_linear packed bf16 {tokens}x{features}->{features} r16", make_lora))
 
     for k, n in ((896, 896), (896, 4864), (4864, 896), (896, 151936)):
         def make_decode(k=k, n=n):

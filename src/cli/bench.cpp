@@ -122,6 +122,15 @@ std::vector<Case> cases(Device device, DType dtype) {
              Tensor a = randn(g, {16, features}, DType::bf16), b = randn(g, {features, 16}, DType::bf16);
              return std::function<void()>([=] { ops::lora_linear(x, w, a, b, 2.0); });
            }});
+      list.push_back({fmt::format("lora_linear packed bf16 {}x{}->{} r16", tokens, features, features),
+                      base_flops + 4.0 * tokens * features * rank,
+                      (2.0 * tokens * features + features * features) * e, [=](Generator& g) {
+                        Tensor x = randn(g, {tokens, features}, DType::bf16);
+                        const auto p = ops::pack_lora_weights(randn(g, {features, features}, DType::bf16),
+                                                              randn(g, {16, features}, DType::bf16));
+                        Tensor b = randn(g, {features, 16}, DType::bf16);
+                        return std::function<void()>([=] { ops::lora_linear(x, p.w, p.a, b, 2.0); });
+                      }});
     }
     // Decode shapes (one token through Qwen2.5-0.5B's linears and lm_head), each GEMM implementation forced.
     for (auto [k, n] :

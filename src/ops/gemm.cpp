@@ -73,6 +73,15 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& 
     check_same_dtype(op, {{"c", &c}, {"bias", &options.bias}});
     check_same_device(op, {{"c", &c}, {"bias", &options.bias}});
   }
+  if (options.bias_gradient.defined()) {
+    const DType expected = a.dtype() == DType::f64 ? DType::f64 : DType::f32;
+    if (c.dim() != 2) fail(op, "bias_gradient needs 2-D operands, got c={}", c.str());
+    check_shape(op, "bias_gradient", options.bias_gradient, {m});
+    if (options.bias_gradient.dtype() != expected)
+      fail(op, "bias_gradient must be {} for {} operands, got {}", dtype_name(expected), dtype_name(a.dtype()),
+           options.bias_gradient.str());
+    check_same_device(op, {{"c", &c}, {"bias_gradient", &options.bias_gradient}});
+  }
   if (options.allow_tf32 && a.dtype() != DType::f32)
     fail(op, "allow_tf32 applies to f32 operands only, got {}", a.str());
   dispatch(op, gemm_table(), GemmCall{a, b, c, options}, describe({{"a", &a}, {"b", &b}, {"c", &c}}));

@@ -51,12 +51,13 @@ LinearCrossEntropy linear_cross_entropy(const Tensor& hidden, const Tensor& weig
       continue;
     }
     const Tensor logits = matmul(h, weight, false, true);
-    const Tensor chunk_mean = cross_entropy(logits, t, ignore_index);
-    result.loss = add(result.loss, scale(chunk_mean, static_cast<double>(chunk_counted) / counted));
+    const double share = static_cast<double>(chunk_counted) / counted;
     if (compute_grad) {
-      const Tensor dlogits =
-          cross_entropy_backward(logits, t, ignore_index, static_cast<double>(chunk_counted) / counted);
-      gemm(dlogits, weight, result.dhidden.narrow(0, start, length));
+      const auto chunk = cross_entropy_with_grad(logits, t, ignore_index, share);
+      result.loss = add(result.loss, scale(chunk.loss, share));
+      gemm(chunk.dlogits, weight, result.dhidden.narrow(0, start, length));
+    } else {
+      result.loss = add(result.loss, scale(cross_entropy(logits, t, ignore_index), share));
     }
   }
   return result;

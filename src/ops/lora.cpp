@@ -48,12 +48,44 @@ GemmOptions options(bool ta, bool tb, double alpha = 1.0, double beta = 0.0) {
   return o;
 }
 
+// Whether a's rows directly follow w's rows in one dense buffer, as pack_lora_weights lays them out.
+bool packed(const Tensor& w, const Tensor& a) {
+  return w.storage() == a.storage() && w.is_contiguous() && a.is_contiguous() &&
+         a.offset() == w.offset() + w.numel();
+}
+
 }  // namespace
+
+PackedLoraWeights pack_lora_weights(const Tensor& w, const Tensor& a) {
+  check_floating("pack_lora_weights", "w", w);
+  check_floating("pack_lora_weights", "a", a);
+  check_rank("pack_lora_weights", "w", w, 2);
+  check_shape("pack_lora_weights", "a", a, {a.size(0), w.size(1)});
+  check_same_dtype("pack_lora_weights", {{"w", &w}, {"a", &a}});
+  check_same_device("pack_lora_weights", {{"w", &w}, {"a", &a}});
+  PackedLoraWeights p;
+  p.storage = Tensor::empty({w.size(0) + a.size(0), w.size(1)}, w.dtype(), w.device());
+  p.w = p.storage.narrow(0, 0, w.size(0));
+  p.a = p.storage.narrow(0, w.size(0), a.size(0));
+  p.w.copy_(w);
+  p.a.copy_(a);
+  return p;
+}
 
 LoraLinearResult lora_linear(const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b, double scale,
                              const Tensor& bias) {
   const Dims d = check_lora("lora_linear", x, w, a, b, bias);
   const Tensor x2 = x.reshape({d.tokens, d.in});
+  if (packed(w, a) && !bias.defined()) {
+    // [y | xa] = x·[W; A]ᵀ in one GEMM, then y += scale·xa·Bᵀ.
+    const Tensor wa(w.storage(), {d.out + d.rank, d.in}, {d.in, 1}, w.offset(), w.dtype());
+    Tensor both = Tensor::empty({d.tokens, d.out + d.rank}, x.dtype(), x.device());
+    gemm(x2, wa, both, options(false, true));
+    Tensor y = both.narrow(1, 0, d.out), xa = both.narrow(1, d.out, d.rank);
+    gemm(xa, b, y, options(false, true, scale, 1.0));
+    Shape y_shape = with_last(x, d.out), xa_shape = with_last(x, d.rank);
+    return {y.reshape(y_shape), xa.reshape(xa_shape)};
+  }
   Tensor xa = Tensor::empty({d.tokens, d.rank}, x.dtype(), x.device());
   Tensor y = Tensor::empty({d.tokens, d.out}, x.dtype(), x.device());
   gemm(x2, a, xa, options(false, true));

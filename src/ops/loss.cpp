@@ -82,4 +82,41 @@ Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64
   return dlogits;
 }
 
+CrossEntropyWithGrad cross_entropy_with_grad(const Tensor& logits, const Tensor& targets,
+                                             int64_t ignore_index, double grad) {
+  constexpr std::string_view op = "cross_entropy_with_grad";
+  check_targets(op, logits, targets, ignore_index);
+  CrossEntropyWithGrad result{
+      Tensor::empty({}, logits.dtype() == DType::f64 ? DType::f64 : DType::f32, logits.device()),
+      Tensor::empty(logits.shape(), logits.dtype(), logits.device())};
+  struct Call {
+    const Tensor& logits;
+    const Tensor& targets;
+    int64_t ignore_index;
+    double grad;
+    const CrossEntropyWithGrad& out;
+  };
+  static const std::vector<Implementation<Call>> table = {
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const Call& c) {
+         return on_cuda({&c.logits, &c.targets});
+       },
+       [](const Call& c) {
+         cuda::cross_entropy_with_grad(c.logits, c.targets, c.ignore_index, c.grad, c.out.loss,
+                                       c.out.dlogits);
+       }},
+#endif
+      {"composed", "nothing (the forward, then the backward, on any device)",
+       [](const Call&) { return true; },
+       [](const Call& c) {
+         c.out.loss.copy_(cross_entropy(c.logits, c.targets, c.ignore_index));
+         c.out.dlogits.copy_(cross_entropy_backward(c.logits, c.targets, c.ignore_index, c.grad));
+       }},
+  };
+  dispatch(op, table, Call{logits, targets, ignore_index, grad, result},
+           describe({{"logits", &logits}, {"targets", &targets}}));
+  return result;
+}
+
 }  // namespace wick::ops

@@ -340,6 +340,9 @@ TEST_P(Cuda, LoraLinearAndBiasEpilogue) {
   expect_close(gg.dx, rg.dx, 2.0);
   expect_close(gg.da, rg.da, 2.0);
   expect_close(gg.db, rg.db, 2.0);
+  const auto packed = ops::pack_lora_weights(on_gpu(w), on_gpu(a));
+  expect_close(ops::lora_linear(on_gpu(x), packed.w, packed.a, on_gpu(b), 2.0).y,
+               ops::lora_linear(x, w, a, b, 2.0).y, 2.0);
 }
 
 }  // namespace
@@ -422,6 +425,43 @@ TEST_P(Cuda, LinearCrossEntropyMatchesTheCpu) {
   const auto r = ops::linear_cross_entropy(hidden, weight, targets, -100, true, 32);
   expect_close(g.loss, r.loss);
   expect_close(g.dhidden, r.dhidden, 2.0);
+}
+
+}  // namespace
+}  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST_P(Cuda, GemmBiasGradientFusedOrNot) {
+  for (bool transpose_a : {true, false}) {
+    const Tensor a = input(transpose_a ? Shape{64, 48} : Shape{48, 64}), b = input({64, 40});
+    ops::GemmOptions options;
+    options.transpose_a = transpose_a;
+    options.bias_gradient = Tensor::full({48}, std::nan(""), DType::f32, gpu);
+    Tensor c = Tensor::empty({48, 40}, DType::f32, gpu);
+    ops::gemm(on_gpu(a), on_gpu(b), c, options);
+    ops::GemmOptions reference_options = options;
+    reference_options.bias_gradient = Tensor::empty({48}, DType::f64);
+    Tensor reference = Tensor::empty({48, 40}, DType::f64);
+    ops::gemm(a, b, reference, reference_options);
+    expect_close(c, reference, 2.0);
+    expect_close(options.bias_gradient, reference_options.bias_gradient, 2.0);
+  }
+}
+
+}  // namespace
+}  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST_P(Cuda, CrossEntropyWithGradInOnePass) {
+  const Tensor logits = input({9, 1001}, 20.0);
+  const Tensor targets = Tensor::from_vector<int64_t>({5, -100, 1000, 0, 77, 3, -100, 999, 12}, {9});
+  const auto g = ops::cross_entropy_with_grad(on_gpu(logits), targets.to(gpu), -100, 0.5);
+  expect_close(g.loss, ops::cross_entropy(logits, targets));
+  expect_close(g.dlogits, ops::cross_entropy_backward(logits, targets, -100, 0.5), 2.0);
 }
 
 }  // namespace

@@ -42,3 +42,18 @@ TEST(LinearCrossEntropy, AllIgnoredIsNanAndBadInputsAreErrors) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST(CrossEntropyWithGrad, EqualsForwardAndBackward) {
+  Generator gen = fresh_generator();
+  const Tensor logits = randn(gen, {6, 50}, DType::f64, 3.0);
+  const Tensor targets = Tensor::from_vector<int64_t>({1, -100, 49, 0, 7, 7}, {6});
+  const auto both = ops::cross_entropy_with_grad(logits, targets, -100, 0.5);
+  EXPECT_NEAR(both.loss.item(), ops::cross_entropy(logits, targets).item(), 1e-12);
+  EXPECT_LE(rel_error(both.dlogits, values(ops::cross_entropy_backward(logits, targets, -100, 0.5))), 1e-12);
+}
+
+}  // namespace
+}  // namespace wick::test

@@ -111,3 +111,52 @@ TEST(Gemm, BiasEpilogueAddsToEveryRow) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST(Gemm, BiasGradientSumsOpAOverK) {
+  Generator gen = fresh_generator();
+  const Tensor dy = randn(gen, {9, 5}), x = randn(gen, {9, 7});  // dW = dyᵀ·x, db = Σ_rows dy
+  Tensor dw = Tensor::empty({5, 7});
+  ops::GemmOptions options;
+  options.transpose_a = true;
+  options.bias_gradient = Tensor::full({5}, std::nan(""));
+  ops::gemm(dy, x, dw, options);
+  const auto dyv = values(dy);
+  std::vector<double> expected(5, 0.0);
+  for (int64_t r = 0; r < 9; ++r)
+    for (int64_t j = 0; j < 5; ++j) expected[j] += dyv[r * 5 + j];
+  EXPECT_LE(rel_error(options.bias_gradient, expected), tolerance(DType::f32));
+  EXPECT_LE(rel_error(dw, values(ops::matmul(dy, x, true, false))), tolerance(DType::f32));
+  options.bias_gradient = Tensor::zeros({5}, DType::bf16);
+  expect_error([&] { ops::gemm(dy, x, dw, options); },
+               {"[gemm]", "bias_gradient must be f32 for f32 operands"});
+}
+
+}  // namespace
+}  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST(LoraLinear, PackedWeightsGiveTheSameResultAndGradients) {
+  Generator gen = fresh_generator();
+  const Tensor x = randn(gen, {3, 4, 24}, DType::f64), w = randn(gen, {17, 24}, DType::f64);
+  const Tensor a = randn(gen, {4, 24}, DType::f64), b = randn(gen, {17, 4}, DType::f64);
+  const auto p = ops::pack_lora_weights(w, a);
+  EXPECT_EQ(p.storage.shape(), (Shape{21, 24}));
+  const auto packed = ops::lora_linear(x, p.w, p.a, b, 1.5);
+  const auto plain = ops::lora_linear(x, w, a, b, 1.5);
+  EXPECT_LE(rel_error(packed.y, values(plain.y)), 1e-12);
+  EXPECT_LE(rel_error(packed.xa, values(plain.xa)), 1e-12);
+  const Tensor dy = randn(gen, {3, 4, 17}, DType::f64);
+  const auto g1 = ops::lora_linear_backward(x, p.w, p.a, b, 1.5, packed.xa, dy);
+  const auto g2 = ops::lora_linear_backward(x, w, a, b, 1.5, plain.xa, dy);
+  EXPECT_LE(rel_error(g1.da, values(g2.da)), 1e-12);
+  EXPECT_LE(rel_error(g1.db, values(g2.db)), 1e-12);
+  EXPECT_LE(rel_error(g1.dx, values(g2.dx)), 1e-12);
+}
+
+}  // namespace
+}  // namespace wick::test

@@ -15,6 +15,10 @@ struct GemmOptions {
   // Optional [N] vector of C's dtype added to every row of C (in the GEMM epilogue on CUDA):
   // C = alpha·op(A)·op(B) + beta·C + bias.
   Tensor bias;
+  // Optional output [M], f32 (f64 for f64 operands), 2-D operands only: receives Σ_k op(A)[m, k]. In a weight
+  // gradient dW = dYᵀ·X (transpose_a, A = dY) that is the bias gradient Σ_rows dY; on CUDA the GEMM's epilogue
+  // computes it while it reads dY, where cuBLASLt supports that, instead of a separate pass.
+  Tensor bias_gradient;
 };
 
 // A: [..., M, K] ([..., K, M] when transposed), B: [..., K, N] ([..., N, K] when transposed), C: [..., M, N].

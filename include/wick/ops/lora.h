@@ -12,9 +12,20 @@ struct LoraLinearResult {
 
 // x: [..., in]; w: [out, in]; a: [r, in]; b: [out, r]; bias: optional [out]. x, w, a, b (and bias) share one
 // float dtype and device. The LoRA term is accumulated into y by the GEMM epilogue (beta = 1), so no
-// elementwise pass runs over y.
+// elementwise pass runs over y. When w and a are the views of pack_lora_weights, x·[W; A]ᵀ is one GEMM and
+// the whole layer two; y and xa are then column views of one [..., out + r] buffer.
 LoraLinearResult lora_linear(const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b, double scale,
                              const Tensor& bias = Tensor());
+
+// W and A stored as one [out + r, in] matrix (W's rows first), so that lora_linear computes x·Wᵀ and x·Aᵀ
+// with one GEMM: the views `w` and `a` share `storage`'s memory, and lora_linear takes the packed path when
+// given them. Copies the values of `w` and `a`.
+struct PackedLoraWeights {
+  Tensor storage;  // [out + r, in]
+  Tensor w;        // rows [0, out)
+  Tensor a;        // rows [out, out + r)
+};
+PackedLoraWeights pack_lora_weights(const Tensor& w, const Tensor& a);
 
 struct LoraLinearGrads {
   Tensor dx;  // [..., in], x's dtype; undefined unless asked for

@@ -13,6 +13,15 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& targets, int64_t ignore
 Tensor cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t ignore_index = -100,
                               double grad = 1.0);
 
+// The loss and its gradient in one pass over the logits (each row is read for its log-sum-exp and written as
+// its gradient by the same kernel on CUDA): loss as cross_entropy, dlogits as cross_entropy_backward.
+struct CrossEntropyWithGrad {
+  Tensor loss;
+  Tensor dlogits;
+};
+CrossEntropyWithGrad cross_entropy_with_grad(const Tensor& logits, const Tensor& targets,
+                                             int64_t ignore_index = -100, double grad = 1.0);
+
 // Cross-entropy of the logits hidden·Wᵀ (a language-model head) without ever holding all of them: tokens go
 // through in chunks of `chunk_tokens`, each chunk's logits [chunk, V] are formed by one GEMM, turned into
 // their gradient, and folded into dhidden = dlogits·W before the next chunk reuses the memory. W is frozen

@@ -94,6 +94,10 @@ void gemm_typed(const Tensor& a, const Tensor& b, const Tensor& c, const ops::Ge
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options) {
   with_compute_type(a.dtype(), [&](auto tag) { gemm_typed<decltype(tag)>(a, b, c, options); });
+  if (options.bias_gradient.defined()) {  // Σ_k op(A)[m, k]
+    const Tensor op_a = options.transpose_a ? a.transpose(0, 1) : a;
+    options.bias_gradient.copy_(ops::sum_to_shape(op_a, {op_a.size(0), 1}).view({op_a.size(0)}));
+  }
 }
 
 }  // namespace wick::cpu

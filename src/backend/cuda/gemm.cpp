@@ -54,9 +54,9 @@ std::mutex mutex;
 auto& devices = *new std::map<int, PerDevice>();
 std::map<AlgoKey, cublasLtMatmulAlgo_t> algorithms;
 
-}  // namespace
-
-void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options) {
+// Runs the product on cuBLASLt. Returns false, having done nothing, only when the fused bias gradient was
+// asked for and cuBLASLt has no algorithm with that epilogue here.
+bool run_lt(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options) {
   const int device = c.device().index;
   DeviceGuard guard(device);
   cudaStream_t stream = stream_for(device);
@@ -81,7 +81,10 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
   const MatrixView& C = *c_view;
   const int64_t m = C.rows, n = C.cols, k = options.transpose_a ? A.view.rows : A.view.cols;
   const int64_t batch = shape_numel(batch_shape);
-  if (m == 0 || n == 0) return;
+  if (m == 0 || n == 0 || k == 0) {
+    if (options.bias_gradient.defined()) return false;  // nothing to fuse into
+  }
+  if (m == 0 || n == 0) return true;
   if (k == 0) {  // no products: C = beta·C
     if (options.beta == 0.0) {
       c.fill_(0.0);
@@ -89,7 +92,7 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
       c.copy_(ops::scale(c, options.beta));
     }
     if (options.bias.defined()) c.copy_(ops::add(c, options.bias));
-    return;
+    return true;
   }
   if (batch > INT32_MAX) fail("gemm", "batch count {} exceeds cuBLASLt's limit", batch);
 
@@ -123,6 +126,13 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
   auto second = layout_of(A.view);
   auto out = layout_of(C);
 
+  // The bias gradient Σ_k op(A)[m, k] reduces Lt's second operand (our A) over K: the BGRADB epilogue.
+  if (options.bias_gradient.defined()) {
+    desc.set(CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_BGRADB);
+    const void* pointer = options.bias_gradient.data_ptr();
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, pointer);
+    desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, f64 ? CUDA_R_64F : CUDA_R_32F);
+  }
   PerDevice* per_device;
   cublasLtMatmulAlgo_t algo;
   {
@@ -145,15 +155,18 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
                       C.batch_stride,
                       static_cast<int>(a.dtype()) * 16 + static_cast<int>(c.dtype()),
                       (op_first == CUBLAS_OP_T) * 1 + (op_second == CUBLAS_OP_T) * 2 +
-                          options.allow_tf32 * 4 + (options.beta != 0.0) * 8 + options.bias.defined() * 16};
+                          options.allow_tf32 * 4 + (options.beta != 0.0) * 8 + options.bias.defined() * 16 +
+                          options.bias_gradient.defined() * 32};
     auto found = algorithms.find(key);
     if (found == algorithms.end()) {
       LtPreference preference(kWorkspaceBytes);
       cublasLtMatmulHeuristicResult_t result{};
       int count = 0;
-      check(cublasLtMatmulAlgoGetHeuristic(per_device->handle->get(), desc.get(), first->get(), second->get(),
-                                           out->get(), out->get(), preference.get(), 1, &result, &count),
-            "gemm", "cublasLtMatmulAlgoGetHeuristic");
+      const cublasStatus_t status =
+          cublasLtMatmulAlgoGetHeuristic(per_device->handle->get(), desc.get(), first->get(), second->get(),
+                                         out->get(), out->get(), preference.get(), 1, &result, &count);
+      if (options.bias_gradient.defined() && (status != CUBLAS_STATUS_SUCCESS || count == 0)) return false;
+      check(status, "gemm", "cublasLtMatmulAlgoGetHeuristic");
       if (count == 0)
         fail("gemm", "cuBLASLt has no algorithm for {}×{}×{} (batch {}) with a={}, c={}", m, n, k, batch,
              a.str(), c.str());
@@ -171,6 +184,21 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOpti
                        workspace.data_ptr(), kWorkspaceBytes, stream),
         "gemm", "cublasLtMatmul");
   if (!c_direct) c.copy_(c_work);
+  return true;
+}
+
+}  // namespace
+
+void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options) {
+  if (run_lt(a, b, c, options)) return;
+  // No fused bias gradient here: the plain product, then one reduction of op(A) over K.
+  ops::GemmOptions plain = options;
+  plain.bias_gradient = Tensor();
+  run_lt(a, b, c, plain);
+  const Tensor op_a = options.transpose_a ? a.transpose(0, 1) : a;
+  const Tensor sums = Tensor::empty({op_a.size(0), 1}, options.bias_gradient.dtype(), c.device());
+  sum_to_shape(op_a, sums);
+  options.bias_gradient.copy_(sums.view({op_a.size(0)}));
 }
 
 }  // namespace wick::cuda

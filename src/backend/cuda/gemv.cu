@@ -54,6 +54,7 @@ bool aligned(const void* p) {
 bool gemv_applies(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options) {
   const DType t = a.dtype();
   if (t != DType::f32 && t != DType::bf16 && t != DType::f16) return false;
+  if (options.bias_gradient.defined()) return false;
   if (b.dtype() != t || c.dtype() != t || (options.bias.defined() && !options.bias.is_contiguous()))
     return false;
   if (a.dim() != 2 || b.dim() != 2 || c.dim() != 2) return false;  // no batch axes

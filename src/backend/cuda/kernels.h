@@ -64,6 +64,10 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& lse, const Tensor& dout, const ops::AttentionOptions& options,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
+// Loss and gradient from one kernel: each row's log-sum-exp, then its gradient, in the same block.
+void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad,
+                             const Tensor& loss, const Tensor& dlogits);
+
 void argmax(const Tensor& x, const Tensor& indices);
 void top_k_filter(const Tensor& logits, int64_t k, const Tensor& out);
 void top_p_filter(const Tensor& logits, double top_p, const Tensor& out);

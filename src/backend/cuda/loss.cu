@@ -71,6 +71,28 @@ __global__ void cross_entropy_backward_rows(const T* logits, const int64_t* targ
         store_as<T>((exp(load_as<A>(x + j) - lse.max - lse.log_sum) - (j == target ? A(1) : A(0))) * factor);
 }
 
+// Loss and gradient of a row in one block: per-row loss to `per_row`, (softmax − onehot)·grad/count to
+// dlogits.
+template <typename T, typename A>
+__global__ void cross_entropy_with_grad_rows(const T* logits, const int64_t* targets, A* per_row, T* dlogits,
+                                             int64_t cols, int64_t ignore, A grad, const A* count) {
+  const int64_t row = blockIdx.x;
+  const int64_t target = targets[row];
+  const T* x = logits + row * cols;
+  T* d = dlogits + row * cols;
+  if (target == ignore) {
+    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) d[j] = store_as<T>(A(0));
+    if (threadIdx.x == 0) per_row[row] = 0;
+    return;
+  }
+  const LogSumExp<A> lse = row_log_sum_exp<T, A>(x, cols);
+  if (threadIdx.x == 0) per_row[row] = lse.log_sum - (load_as<A>(x + target) - lse.max);
+  const A factor = grad / *count;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
+    d[j] =
+        store_as<T>((exp(load_as<A>(x + j) - lse.max - lse.log_sum) - (j == target ? A(1) : A(0))) * factor);
+}
+
 // counts[0] = number of targets that are not ignored, summed in a fixed order.
 template <typename A>
 __global__ void count_kernel(const int64_t* targets, int64_t rows, int64_t ignore, A* count) {
@@ -120,6 +142,28 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
         ptr<const A>(count));
   });
   check_launch("cross_entropy_backward");
+}
+
+void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad,
+                             const Tensor& loss, const Tensor& dlogits) {
+  const int64_t rows = logits.size(0), cols = logits.size(1);
+  const Tensor ids = targets.to(DType::i64).contiguous();
+  const Tensor xd = logits.contiguous();
+  with_float_type(logits.dtype(), "cross_entropy_with_grad", [&](auto tag) {
+    using T = decltype(tag);
+    using A = typename Accumulate<T>::type;
+    const Tensor per_row = Tensor::empty({rows + 1}, loss.dtype(), logits.device());  // last slot: the count
+    cudaStream_t stream = stream_of(logits);
+    count_kernel<A>
+        <<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(per_row) + rows);
+    if (rows > 0)
+      cross_entropy_with_grad_rows<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(
+          ptr<const T>(xd), ptr<const int64_t>(ids), ptr<A>(per_row), ptr<T>(dlogits), cols, ignore_index,
+          static_cast<A>(grad), ptr<const A>(per_row) + rows);
+    mean_kernel<A>
+        <<<1, 1024, 0, stream>>>(ptr<const A>(per_row), rows, ptr<const A>(per_row) + rows, ptr<A>(loss));
+  });
+  check_launch("cross_entropy_with_grad");
 }
 
 }  // namespace wick::cuda
