@@ -41,8 +41,15 @@ corpus=$(mktemp -d)
 mkdir -p "$corpus/safetensors" "$corpus/tokenizer"
 cp tests/data/safetensors_fixture.safetensors tests/data/models/tiny-bert/golden.safetensors "$corpus/safetensors/"
 cp tests/data/tokenizers/fuzz_seed_*.json "$corpus/tokenizer/"
-./build-fuzz/fuzz/safetensors_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 "$corpus/safetensors"
-./build-fuzz/fuzz/tokenizer_fuzz -max_total_time="${FUZZ_SECONDS:-60}" -print_final_stats=1 "$corpus/tokenizer"
+for target in safetensors tokenizer; do
+  # The fuzzer's progress lines go to a log; a finding fails the run and prints the log's end.
+  if ! "./build-fuzz/fuzz/${target}_fuzz" -max_total_time="${FUZZ_SECONDS:-60}" "$corpus/$target" \
+      > "build-fuzz/${target}_fuzz.log" 2>&1; then
+    tail -n 40 "build-fuzz/${target}_fuzz.log"
+    exit 1
+  fi
+  echo "$target: $(grep -E '^Done' "build-fuzz/${target}_fuzz.log")"
+done
 
 echo "== formatting"
 git ls-files '*.h' '*.cpp' '*.cu' '*.cuh' | xargs clang-format --dry-run -Werror

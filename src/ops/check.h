@@ -3,9 +3,9 @@
 
 #include <initializer_list>
 #include <optional>
-#include <vector>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "wick/error.h"
 #include "wick/tensor.h"

@@ -78,8 +78,8 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& 
     if (c.dim() != 2) fail(op, "bias_gradient needs 2-D operands, got c={}", c.str());
     check_shape(op, "bias_gradient", options.bias_gradient, {m});
     if (options.bias_gradient.dtype() != expected)
-      fail(op, "bias_gradient must be {} for {} operands, got {}", dtype_name(expected), dtype_name(a.dtype()),
-           options.bias_gradient.str());
+      fail(op, "bias_gradient must be {} for {} operands, got {}", dtype_name(expected),
+           dtype_name(a.dtype()), options.bias_gradient.str());
     check_same_device(op, {{"c", &c}, {"bias_gradient", &options.bias_gradient}});
   }
   if (options.allow_tf32 && a.dtype() != DType::f32)

@@ -16,8 +16,8 @@ struct GemmOptions {
   // C = alpha·op(A)·op(B) + beta·C + bias.
   Tensor bias;
   // Optional output [M], f32 (f64 for f64 operands), 2-D operands only: receives Σ_k op(A)[m, k]. In a weight
-  // gradient dW = dYᵀ·X (transpose_a, A = dY) that is the bias gradient Σ_rows dY; on CUDA the GEMM's epilogue
-  // computes it while it reads dY, where cuBLASLt supports that, instead of a separate pass.
+  // gradient dW = dYᵀ·X (transpose_a, A = dY) that is the bias gradient Σ_rows dY; on CUDA the GEMM's
+  // epilogue computes it while it reads dY, where cuBLASLt supports that, instead of a separate pass.
   Tensor bias_gradient;
 };
 

@@ -1,4 +1,5 @@
-// Embedding gather and its scatter-add backward (ids validated by the front-end) (serial over ids so repeated ids add in a fixed order).
+// Embedding gather and its scatter-add backward (ids validated by the front-end) (serial over ids so repeated
+// ids add in a fixed order).
 #include <cstring>
 
 #include "backend/cpu/compute.h"
