@@ -14,19 +14,6 @@
 namespace wick::models {
 namespace {
 
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  const int64_t in = x.size(-1), out = w.size(0);
-  const Tensor x2 = x.reshape({x.numel() / in, in});
-  Tensor y = Tensor::empty({x2.size(0), out}, x.dtype(), x.device());
-  ops::GemmOptions options;
-  options.transpose_b = true;
-  options.bias = b;
-  ops::gemm(x2, w, y, options);
-  Shape shape = x.shape();
-  shape.back() = out;
-  return y.view(shape);
-}
-
 // Per-row token counts of a right-padded 0/1 mask; anything else is refused.
 std::vector<int64_t> row_lengths(const Tensor& mask, int64_t batch, int64_t seq) {
   const std::vector<int64_t> m = mask.to_vector<int64_t>();
@@ -108,16 +95,16 @@ Tensor BertEncoder::forward(const Tensor& ids, const Tensor& attention_mask,
     attention.kv_lengths = Tensor::from_vector(row_lengths(attention_mask, batch, seq), {batch}, device_);
   for (const BertLayerWeights& l : layers_) {
     auto heads_of = [&](const Tensor& w, const Tensor& b) {
-      return linear(h, w, b).view({batch, seq, heads, dim}).transpose(1, 2);
+      return ops::linear(h, w, b).view({batch, seq, heads, dim}).transpose(1, 2);
     };
     const Tensor context =
         ops::attention(heads_of(l.q, l.q_bias), heads_of(l.k, l.k_bias), heads_of(l.v, l.v_bias), attention)
             .out.transpose(1, 2)
             .reshape({batch, seq, hidden});
-    h = ops::layer_norm(ops::add(linear(context, l.attention_out, l.attention_out_bias), h), l.attention_norm,
-                        l.attention_norm_bias, config_.layer_norm_eps);
-    const Tensor inner = ops::gelu(linear(h, l.intermediate, l.intermediate_bias));
-    h = ops::layer_norm(ops::add(linear(inner, l.output, l.output_bias), h), l.output_norm,
+    h = ops::layer_norm(ops::add(ops::linear(context, l.attention_out, l.attention_out_bias), h),
+                        l.attention_norm, l.attention_norm_bias, config_.layer_norm_eps);
+    const Tensor inner = ops::gelu(ops::linear(h, l.intermediate, l.intermediate_bias));
+    h = ops::layer_norm(ops::add(ops::linear(inner, l.output, l.output_bias), h), l.output_norm,
                         l.output_norm_bias, config_.layer_norm_eps);
   }
   return h.to(DType::f32);

@@ -10,23 +10,6 @@
 #include "wick/ops.h"
 
 namespace wick::models {
-namespace {
-
-// y = x·Wᵀ (+ b) over the last axis of x.
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  const int64_t in = x.size(-1), out = w.size(0);
-  const Tensor x2 = x.reshape({x.numel() / in, in});
-  Tensor y = Tensor::empty({x2.size(0), out}, x.dtype(), x.device());
-  ops::GemmOptions options;
-  options.transpose_b = true;
-  options.bias = b;
-  ops::gemm(x2, w, y, options);
-  Shape shape = x.shape();
-  shape.back() = out;
-  return y.view(shape);
-}
-
-}  // namespace
 
 KvCache::KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, DType dtype, Device device)
     : batch_(batch), capacity_(capacity) {
@@ -114,19 +97,22 @@ Tensor Decoder::forward(const Tensor& ids, KvCache* cache) const {
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayerWeights& l = layers_[i];
     const Tensor x = ops::rms_norm(h, l.input_norm, config_.rms_norm_eps);
-    const Tensor q = ops::rope(linear(x, l.q, l.q_bias).view({batch, seq, heads, dim}), rope).transpose(1, 2);
-    Tensor k = ops::rope(linear(x, l.k, l.k_bias).view({batch, seq, kv_heads, dim}), rope).transpose(1, 2);
-    Tensor v = linear(x, l.v, l.v_bias).view({batch, seq, kv_heads, dim}).transpose(1, 2);
+    const Tensor q =
+        ops::rope(ops::linear(x, l.q, l.q_bias).view({batch, seq, heads, dim}), rope).transpose(1, 2);
+    Tensor k =
+        ops::rope(ops::linear(x, l.k, l.k_bias).view({batch, seq, kv_heads, dim}), rope).transpose(1, 2);
+    Tensor v = ops::linear(x, l.v, l.v_bias).view({batch, seq, kv_heads, dim}).transpose(1, 2);
     if (cache) std::tie(k, v) = cache->append(static_cast<int64_t>(i), k, v);
     const Tensor attended = ops::attention(q, k, v).out.transpose(1, 2).reshape({batch, seq, heads * dim});
-    const auto mid = ops::rms_norm_residual(linear(attended, l.o, l.o_bias), h, l.post_attention_norm,
+    const auto mid = ops::rms_norm_residual(ops::linear(attended, l.o, l.o_bias), h, l.post_attention_norm,
                                             config_.rms_norm_eps);
-    const Tensor mlp = linear(ops::swiglu(linear(mid.y, l.gate, l.gate_bias), linear(mid.y, l.up, l.up_bias)),
-                              l.down, l.down_bias);
+    const Tensor mlp =
+        ops::linear(ops::swiglu(ops::linear(mid.y, l.gate, l.gate_bias), ops::linear(mid.y, l.up, l.up_bias)),
+                    l.down, l.down_bias);
     h = ops::add(mid.sum, mlp);
   }
   if (cache) cache->advance(seq);
-  return linear(ops::rms_norm(h, final_norm_, config_.rms_norm_eps), lm_head_, Tensor()).to(DType::f32);
+  return ops::linear(ops::rms_norm(h, final_norm_, config_.rms_norm_eps), lm_head_, Tensor()).to(DType::f32);
 }
 
 }  // namespace wick::models

@@ -87,6 +87,24 @@ void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& 
   dispatch(op, gemm_table(), GemmCall{a, b, c, options}, describe({{"a", &a}, {"b", &b}, {"c", &c}}));
 }
 
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias) {
+  check_floating("linear", "x", x);
+  check_floating("linear", "w", w);
+  check_rank("linear", "w", w, 2);
+  if (x.dim() < 1 || x.size(-1) != w.size(1))
+    fail("linear", "x must end in w's input size {}, got x={} and w={}", w.size(1), x.str(), w.str());
+  const int64_t in = w.size(1), out = w.size(0);
+  const Tensor x2 = x.reshape({x.numel() / std::max<int64_t>(in, 1), in});
+  Tensor y = Tensor::empty({x2.size(0), out}, x.dtype(), x.device());
+  GemmOptions options;
+  options.transpose_b = true;
+  options.bias = bias;
+  gemm(x2, w, y, options);
+  Shape shape = x.shape();
+  shape.back() = out;
+  return y.view(shape);
+}
+
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a, bool transpose_b) {
   check_floating("matmul", "a", a);
   check_floating("matmul", "b", b);

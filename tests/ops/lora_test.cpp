@@ -160,3 +160,18 @@ TEST(LoraLinear, PackedWeightsGiveTheSameResultAndGradients) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST(Linear, MatchesMatmulPlusBiasAndChecksShapes) {
+  Generator gen = fresh_generator();
+  const Tensor x = randn(gen, {2, 3, 8}), w = randn(gen, {5, 8}), bias = randn(gen, {5});
+  const Tensor y = ops::linear(x, w, bias);
+  ASSERT_EQ(y.shape(), (Shape{2, 3, 5}));
+  EXPECT_LE(rel_error(y, values(ops::add(ops::matmul(x, w, false, true), bias))), tolerance(DType::f32));
+  expect_error([&] { ops::linear(x, randn(gen, {5, 7})); }, {"[linear]", "x must end in w's input size 7"});
+}
+
+}  // namespace
+}  // namespace wick::test

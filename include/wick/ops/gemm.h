@@ -27,6 +27,10 @@ struct GemmOptions {
 // written.
 void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const GemmOptions& options = {});
 
+// A linear layer over the last axis of x: x·Wᵀ (+ bias), w: [out, in], bias: optional [out]; the bias is
+// added by the GEMM epilogue. Returns [..., out] in x's dtype.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& bias = Tensor());
+
 // Allocates C with A's dtype: matmul(a, b) = op(a)·op(b).
 Tensor matmul(const Tensor& a, const Tensor& b, bool transpose_a = false, bool transpose_b = false);
 
