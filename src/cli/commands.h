@@ -10,5 +10,6 @@ void add_selfcheck_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_embed_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace wick::cli

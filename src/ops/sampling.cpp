@@ -71,6 +71,66 @@ Tensor top_p_filter(const Tensor& logits, double top_p) {
   return run_filter("top_p_filter", logits, 0, top_p);
 }
 
+Tensor min_p_filter(const Tensor& logits, double min_p) {
+  check_logits("min_p_filter", logits);
+  if (!(min_p >= 0.0 && min_p <= 1.0)) fail("min_p_filter", "min_p must be in [0, 1], got {}", min_p);
+  if (min_p == 0.0) return logits.clone();
+  struct Call {
+    const Tensor& logits;
+    double min_p;
+    const Tensor& out;
+  };
+  Tensor out = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+  static const std::vector<Implementation<Call>> table = {
+      {"cpu", "a cpu tensor", [](const Call& c) { return on_cpu({&c.logits}); },
+       [](const Call& c) { cpu::min_p_filter(c.logits, c.min_p, c.out); }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "a cuda tensor", [](const Call& c) { return on_cuda({&c.logits}); },
+       [](const Call& c) { cuda::min_p_filter(c.logits, c.min_p, c.out); }},
+#endif
+  };
+  dispatch("min_p_filter", table, Call{logits, min_p, out}, logits.str());
+  return out;
+}
+
+Tensor apply_penalties(const Tensor& logits, const Tensor& counts, double repetition, double frequency,
+                       double presence) {
+  constexpr std::string_view op = "apply_penalties";
+  check_logits(op, logits);
+  check_floating(op, "counts", counts);
+  check_shape(op, "counts", counts, logits.shape());
+  check_same_device(op, {{"logits", &logits}, {"counts", &counts}});
+  if (!(repetition > 0)) fail(op, "repetition penalty must be > 0, got {}", repetition);
+  struct Call {
+    const Tensor& logits;
+    const Tensor& counts;
+    double repetition, frequency, presence;
+    const Tensor& out;
+  };
+  Tensor out = Tensor::empty(logits.shape(), logits.dtype(), logits.device());
+  static const std::vector<Implementation<Call>> table = {
+      {"cpu", "cpu tensors",
+       [](const Call& c) {
+         return on_cpu({&c.logits, &c.counts});
+       },
+       [](const Call& c) {
+         cpu::apply_penalties(c.logits, c.counts, c.repetition, c.frequency, c.presence, c.out);
+       }},
+#ifdef WICK_WITH_CUDA
+      {"cuda", "cuda tensors",
+       [](const Call& c) {
+         return on_cuda({&c.logits, &c.counts});
+       },
+       [](const Call& c) {
+         cuda::apply_penalties(c.logits, c.counts, c.repetition, c.frequency, c.presence, c.out);
+       }},
+#endif
+  };
+  dispatch(op, table, Call{logits, counts, repetition, frequency, presence, out},
+           describe({{"logits", &logits}, {"counts", &counts}}));
+  return out;
+}
+
 Tensor sample_multinomial(const Tensor& logits, Generator& generator) {
   constexpr std::string_view op = "sample_multinomial";
   check_logits(op, logits);

@@ -466,3 +466,19 @@ TEST_P(Cuda, CrossEntropyWithGradInOnePass) {
 
 }  // namespace
 }  // namespace wick::test
+
+namespace wick::test {
+namespace {
+
+TEST_P(Cuda, PenaltiesAndMinPMatchTheCpu) {
+  if (dtype() == DType::f16) GTEST_SKIP() << "covered by f32 and bf16";
+  const Tensor logits = input({3, 500}, 3.0);
+  const Tensor counts = rand_uniform({3, 500}, gen, 0, 3, DType::f32).to(DType::i32).to(DType::f32);
+  expect_close(ops::apply_penalties(on_gpu(logits), counts.to(gpu), 1.3, 0.2, 0.1),
+               ops::apply_penalties(logits.to(dtype()).to(DType::f64), counts, 1.3, 0.2, 0.1));
+  EXPECT_EQ(values(ops::min_p_filter(on_gpu(logits), 0.05)),
+            values(ops::min_p_filter(logits.to(dtype()), 0.05)));
+}
+
+}  // namespace
+}  // namespace wick::test

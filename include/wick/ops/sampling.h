@@ -16,6 +16,16 @@ Tensor top_k_filter(const Tensor& logits, int64_t k);
 // token tied with the least probable one kept. top_p in (0, 1].
 Tensor top_p_filter(const Tensor& logits, double top_p);
 
+// Keeps the tokens whose probability is at least min_p times the row's largest (logit >= max + ln(min_p)) and
+// sets the rest to −∞. min_p in [0, 1].
+Tensor min_p_filter(const Tensor& logits, double min_p);
+
+// The reference's repetition, frequency and presence penalties, given counts [rows, vocab] (f32) of the
+// tokens each row has seen: a seen token's logit is divided by `repetition` when positive and multiplied by
+// it when negative (once per token, whatever its count), then reduced by frequency·count + presence.
+Tensor apply_penalties(const Tensor& logits, const Tensor& counts, double repetition, double frequency,
+                       double presence);
+
 // Draws one index per row from softmax(logits) (−∞ logits are never drawn). Row r of draw d uses the Philox
 // stream (generator seed, draw d, counter r), so CPU and CUDA draw the same ids from the same logits.
 // Returns i64 [...] (the logits' shape without the last axis). A row whose logits are all −∞ is an error on

@@ -54,6 +54,9 @@ void argmax(const Tensor& x, const Tensor& indices);
 void top_k_filter(const Tensor& logits, int64_t k, const Tensor& out);
 void top_p_filter(const Tensor& logits, double top_p, const Tensor& out);
 void sample_multinomial(const Tensor& logits, uint64_t seed, uint64_t draw, const Tensor& out);
+void min_p_filter(const Tensor& logits, double min_p, const Tensor& out);
+void apply_penalties(const Tensor& logits, const Tensor& counts, double repetition, double frequency,
+                     double presence, const Tensor& out);
 void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);
 
 }  // namespace wick::cpu

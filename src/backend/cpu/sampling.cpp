@@ -65,6 +65,36 @@ void top_p_filter(const Tensor& logits, double top_p, const Tensor& out) {
   });
 }
 
+void min_p_filter(const Tensor& logits, double min_p, const Tensor& out) {
+  filter_rows(logits, out, [min_p](const auto* in, auto* o, int64_t cols) {
+    using T = std::remove_const_t<std::remove_pointer_t<decltype(in)>>;
+    const T threshold = *std::max_element(in, in + cols) + static_cast<T>(std::log(min_p));
+    for (int64_t j = 0; j < cols; ++j)
+      o[j] = in[j] >= threshold ? in[j] : -std::numeric_limits<T>::infinity();
+  });
+}
+
+void apply_penalties(const Tensor& logits, const Tensor& counts, double repetition, double frequency,
+                     double presence, const Tensor& out) {
+  with_compute_type(logits.dtype(), [&](auto tag) {
+    using T = decltype(tag);
+    const Tensor in = dense<T>(logits), seen = dense<T>(counts);
+    OutputBuffer<T> result(out);
+    const T* x = in.data<T>();
+    const T* c = seen.data<T>();
+    T* o = result.data();
+    for (int64_t i = 0; i < logits.numel(); ++i) {
+      T v = x[i];
+      if (c[i] > 0) {
+        v = v > 0 ? v / static_cast<T>(repetition) : v * static_cast<T>(repetition);
+        v -= static_cast<T>(frequency) * c[i] + static_cast<T>(presence);
+      }
+      o[i] = v;
+    }
+    result.commit();
+  });
+}
+
 void sample_multinomial(const Tensor& logits, uint64_t seed, uint64_t draw, const Tensor& out) {
   with_compute_type(logits.dtype(), [&](auto tag) {
     using T = decltype(tag);

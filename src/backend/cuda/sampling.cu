@@ -136,7 +136,67 @@ __global__ void __launch_bounds__(kThreads)
   ids[row_index] = chosen;
 }
 
+template <typename T>
+__global__ void min_p_kernel(const T* logits, T* out, int64_t cols, float log_min_p) {
+  const T* row = logits + blockIdx.x * cols;
+  T* out_row = out + blockIdx.x * cols;
+  const float threshold = row_max(row, cols) + log_min_p;
+  for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
+    const T v = row[j];
+    out_row[j] = to_float(v) >= threshold ? v : from_float<T>(-INFINITY);
+  }
+}
+
+template <typename T>
+__global__ void penalties_kernel(const T* logits, const float* counts, T* out, int64_t n, float repetition,
+                                 float frequency, float presence) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    float v = to_float(logits[i]);
+    const float c = counts[i];
+    if (c > 0) {
+      v = v > 0 ? v / repetition : v * repetition;
+      v -= frequency * c + presence;
+    }
+    out[i] = from_float<T>(v);
+  }
+}
+
 }  // namespace
+
+void min_p_filter(const Tensor& logits, double min_p, const Tensor& out) {
+  const int64_t cols = logits.size(-1), rows = logits.numel() / cols;
+  const Tensor in = logits.contiguous();
+  with_float_type(logits.dtype(), "min_p_filter", [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, double>) {
+      raise("min_p_filter", "CUDA filters take f32/f16/bf16 logits, got f64");
+    } else {
+      min_p_kernel<T><<<static_cast<unsigned>(rows), 1024, 0, stream_of(in)>>>(
+          ptr<const T>(in), ptr<T>(out), cols, std::log(static_cast<float>(min_p)));
+    }
+  });
+  check_launch("min_p_filter");
+}
+
+void apply_penalties(const Tensor& logits, const Tensor& counts, double repetition, double frequency,
+                     double presence, const Tensor& out) {
+  const int64_t n = logits.numel();
+  if (n == 0) return;
+  const Tensor in = logits.contiguous(), seen = counts.to(DType::f32).contiguous();
+  with_float_type(logits.dtype(), "apply_penalties", [&](auto tag) {
+    using T = decltype(tag);
+    if constexpr (std::is_same_v<T, double>) {
+      raise("apply_penalties", "CUDA penalties take f32/f16/bf16 logits, got f64");
+    } else {
+      penalties_kernel<T>
+          <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(n, 256), 65536)), 256, 0, stream_of(in)>>>(
+              ptr<const T>(in), ptr<const float>(seen), ptr<T>(out), n, static_cast<float>(repetition),
+              static_cast<float>(frequency), static_cast<float>(presence));
+    }
+  });
+  check_launch("apply_penalties");
+}
 
 void top_k_filter(const Tensor& logits, int64_t k, const Tensor& out) {
   const int64_t cols = logits.size(-1), rows = logits.numel() / cols;

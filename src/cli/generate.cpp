@@ -1,0 +1,76 @@
+// `wick generate MODEL --prompt TEXT`: streams a decoder's continuation of a prompt to stdout with the chosen
+// sampler, then prints a timing summary (prompt tokens/s, generated tokens/s) to stderr.
+#include <fmt/core.h>
+
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "wick/error.h"
+#include "wick/generate/generator.h"
+
+namespace wick::cli {
+namespace {
+
+struct GenerateOptions {
+  std::string model, prompt, device = "cpu", dtype = "f32";
+  std::vector<std::string> stop;
+  generate::GenerationOptions generation;
+  bool no_special = false;
+};
+
+void run_generate(GenerateOptions o) {
+  const auto config = models::load_config(o.model);
+  const auto tokenizer = io::Tokenizer::from_file(o.model);
+  const models::Decoder model(config, models::CheckpointSource::open(o.model), device_from_name(o.device),
+                              dtype_from_name(o.dtype));
+  const io::Encoding encoding = tokenizer.encode(o.prompt, !o.no_special);
+  o.generation.stop_strings = o.stop;
+  if (o.generation.eos_ids.empty()) {
+    for (int64_t id : config.eos_token_ids) o.generation.eos_ids.push_back(static_cast<int32_t>(id));
+    if (const auto eos = tokenizer.eos_id()) o.generation.eos_ids.push_back(*eos);
+  }
+  const auto result =
+      generate::generate(model, &tokenizer, encoding.ids, o.generation, [](std::string_view text) {
+        std::fwrite(text.data(), 1, text.size(), stdout);
+        std::fflush(stdout);
+      });
+  std::fputc('\n', stdout);
+  const double generated = static_cast<double>(result.tokens.size());
+  fmt::print(
+      stderr,
+      "[{} prompt tokens in {:.3f} s ({:.1f} tok/s); {} generated in {:.3f} s ({:.1f} tok/s); stop: {}]\n",
+      result.prompt_tokens, result.prefill_seconds,
+      result.prefill_seconds > 0 ? result.prompt_tokens / result.prefill_seconds : 0.0, result.tokens.size(),
+      result.decode_seconds, result.decode_seconds > 0 ? generated / result.decode_seconds : 0.0,
+      result.stop_reason);
+}
+
+}  // namespace
+
+void add_generate_command(CLI::App& app) {
+  auto* command =
+      app.add_subcommand("generate", "Continue a prompt with a Qwen2/Llama-family model, streaming");
+  static GenerateOptions o;
+  auto& s = o.generation.sampling;
+  command->add_option("model", o.model, "model directory (config.json, safetensors, tokenizer.json)")
+      ->required();
+  command->add_option("-p,--prompt", o.prompt, "the prompt text")->required();
+  command->add_option("-n,--max-new-tokens", o.generation.max_new_tokens, "token limit")
+      ->capture_default_str();
+  command->add_option("--temperature", s.temperature, "0 for greedy")->capture_default_str();
+  command->add_option("--top-k", s.top_k, "0 for off")->capture_default_str();
+  command->add_option("--top-p", s.top_p, "1 for off")->capture_default_str();
+  command->add_option("--min-p", s.min_p, "0 for off")->capture_default_str();
+  command->add_option("--repetition-penalty", s.repetition_penalty, "1 for off")->capture_default_str();
+  command->add_option("--frequency-penalty", s.frequency_penalty, "0 for off")->capture_default_str();
+  command->add_option("--presence-penalty", s.presence_penalty, "0 for off")->capture_default_str();
+  command->add_option("--seed", s.seed, "random seed for sampling")->capture_default_str();
+  command->add_option("--stop", o.stop, "stop when the text contains this (repeatable)");
+  command->add_option("--eos", o.generation.eos_ids, "stop ids (default: the config's and tokenizer's EOS)");
+  command->add_flag("--no-special-tokens", o.no_special, "do not add the tokenizer's template tokens");
+  command->add_option("--device", o.device, "cpu or cuda[:N]")->capture_default_str();
+  command->add_option("--dtype", o.dtype, "f32, bf16 or f16")->capture_default_str();
+  command->callback([] { run_generate(o); });
+}
+
+}  // namespace wick::cli

@@ -1,0 +1,127 @@
+// Generation on the tiny golden decoders: greedy ids equal transformers' generate, stop conditions, sampler
+// options and their errors; the penalty and min-p ops against naive references.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "support/test_util.h"
+#include "wick/generate/generator.h"
+#include "wick/io/safetensors.h"
+
+namespace wick::test {
+namespace {
+
+std::string data(const std::string& path) {
+  return std::string(WICK_TEST_DATA_DIR) + "/" + path;
+}
+
+models::Decoder tiny(const std::string& name) {
+  return models::Decoder(models::load_config(data("models/" + name)),
+                         models::CheckpointSource::open(data("models/" + name)), Device::cpu(), DType::f32);
+}
+
+std::vector<int32_t> ints(const std::vector<int64_t>& v) {
+  return std::vector<int32_t>(v.begin(), v.end());
+}
+
+TEST(Generate, GreedyEqualsTransformersGenerate) {
+  for (const char* name : {"tiny-qwen2", "tiny-llama"}) {
+    const auto golden =
+        io::SafetensorsFile::open(data(std::string("models/") + name + "/golden.safetensors"));
+    const auto prompt = ints(golden.load("greedy_prompt").to_vector<int64_t>());
+    const auto expected = ints(golden.load("greedy_ids").to_vector<int64_t>());
+    generate::GenerationOptions options;
+    options.max_new_tokens = static_cast<int64_t>(expected.size() - prompt.size());
+    options.sampling.temperature = 0;
+    const auto result = generate::generate(tiny(name), nullptr, prompt, options);
+    EXPECT_EQ(result.tokens, std::vector<int32_t>(expected.begin() + prompt.size(), expected.end())) << name;
+    EXPECT_EQ(result.stop_reason, "max tokens");
+    EXPECT_EQ(result.prompt_tokens, static_cast<int64_t>(prompt.size()));
+  }
+}
+
+TEST(Generate, StopsOnEosAndOnStopStrings) {
+  const auto model = tiny("tiny-qwen2");
+  const auto tokenizer = io::Tokenizer::from_file(data("tokenizers/qwen3"));  // ids < 320 are single bytes
+  generate::GenerationOptions options;
+  options.max_new_tokens = 24;
+  options.sampling.temperature = 0;
+  const std::vector<int32_t> prompt = {17, 42, 99};
+  std::string streamed;
+  const auto full =
+      generate::generate(model, &tokenizer, prompt, options, [&](std::string_view s) { streamed += s; });
+  ASSERT_EQ(full.tokens.size(), 24u);
+  EXPECT_EQ(streamed, full.text);
+  EXPECT_EQ(full.text, tokenizer.decode(full.tokens, true));
+
+  options.eos_ids = {full.tokens[5]};
+  const auto eos = generate::generate(model, &tokenizer, prompt, options);
+  EXPECT_EQ(eos.stop_reason, "eos");
+  const size_t first =
+      std::find(full.tokens.begin(), full.tokens.end(), full.tokens[5]) - full.tokens.begin();
+  EXPECT_EQ(eos.tokens, std::vector<int32_t>(full.tokens.begin(), full.tokens.begin() + first));
+
+  options.eos_ids.clear();
+  const std::string stop = full.text.substr(6, 2);
+  options.stop_strings = {stop};
+  streamed.clear();
+  const auto stopped =
+      generate::generate(model, &tokenizer, prompt, options, [&](std::string_view s) { streamed += s; });
+  EXPECT_EQ(stopped.stop_reason, "stop string");
+  EXPECT_EQ(stopped.text, full.text.substr(0, full.text.find(stop)));
+  EXPECT_EQ(streamed, stopped.text);
+}
+
+TEST(Generate, SeededSamplingIsReproducibleAndBadInputsAreErrors) {
+  const auto model = tiny("tiny-llama");
+  generate::GenerationOptions options;
+  options.max_new_tokens = 16;
+  options.sampling.temperature = 0.8;
+  options.sampling.top_k = 40;
+  options.sampling.top_p = 0.9;
+  options.sampling.min_p = 0.01;
+  options.sampling.repetition_penalty = 1.3;
+  options.sampling.frequency_penalty = 0.2;
+  options.sampling.presence_penalty = 0.1;
+  options.sampling.seed = 7;
+  const std::vector<int32_t> prompt = {1, 2, 3};
+  const auto a = generate::generate(model, nullptr, prompt, options);
+  EXPECT_EQ(a.tokens, generate::generate(model, nullptr, prompt, options).tokens);
+  options.sampling.seed = 8;
+  EXPECT_NE(a.tokens, generate::generate(model, nullptr, prompt, options).tokens);
+
+  options.max_new_tokens = 126;
+  expect_error([&] { generate::generate(model, nullptr, prompt, options); },
+               {"[generate]", "3 tokens plus 126 new ones exceeds the model's context of 128"});
+  options.max_new_tokens = 4;
+  expect_error(
+      [&] {
+        generate::generate(model, nullptr, {1, 288}, options);
+      },
+      {"[generate]", "prompt token 288 at position 1 is outside the model's vocabulary of 288"});
+  options.sampling.top_p = 1.5;
+  expect_error([&] { generate::generate(model, nullptr, prompt, options); },
+               {"[sampler]", "top_p must be in (0, 1]"});
+  options.sampling.top_p = 1.0;
+  options.sampling.temperature = -1;
+  expect_error([&] { generate::generate(model, nullptr, prompt, options); },
+               {"[sampler]", "temperature must be >= 0"});
+}
+
+TEST(Sampling, PenaltiesAndMinPMatchTheReferenceRules) {
+  const Tensor logits = Tensor::from_vector<float>({2.0f, -1.0f, 0.5f, -3.0f}, {1, 4});
+  const Tensor counts = Tensor::from_vector<float>({2.0f, 1.0f, 0.0f, 3.0f}, {1, 4});
+  // seen: positive divided, negative multiplied by 1.5; then minus 0.25·count + 0.5
+  const std::vector<double> expected = {2.0 / 1.5 - 1.0, -1.5 - 0.75, 0.5, -4.5 - 1.25};
+  EXPECT_LE(rel_error(ops::apply_penalties(logits, counts, 1.5, 0.25, 0.5), expected), 1e-6);
+  const Tensor wide = Tensor::from_vector<float>({0.0f, std::log(0.5f), std::log(0.05f), 1.0f}, {1, 4});
+  // p ∝ exp(logit): keep those with p >= 0.1·p_max, i.e. logit >= 1 + ln 0.1
+  const auto kept = values(ops::min_p_filter(wide, 0.1));
+  EXPECT_EQ(kept[0], 0.0);
+  EXPECT_FLOAT_EQ(kept[1], std::log(0.5f));
+  EXPECT_TRUE(std::isinf(kept[2]) && kept[2] < 0);
+  EXPECT_EQ(kept[3], 1.0);
+}
+
+}  // namespace
+}  // namespace wick::test
