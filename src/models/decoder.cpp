@@ -81,8 +81,69 @@ Decoder::Decoder(const ModelConfig& config, const WeightSource& weights, Device 
   }
 }
 
-Tensor Decoder::forward(const Tensor& ids, KvCache* cache) const {
+std::pair<Tensor, Tensor> Decoder::projection(int64_t i, lora::Projection p) const {
+  const DecoderLayerWeights& l = layer(i);
+  switch (p) {
+    case lora::Projection::q:
+      return {l.q, l.q_bias};
+    case lora::Projection::k:
+      return {l.k, l.k_bias};
+    case lora::Projection::v:
+      return {l.v, l.v_bias};
+    case lora::Projection::o:
+      return {l.o, l.o_bias};
+    case lora::Projection::gate:
+      return {l.gate, l.gate_bias};
+    case lora::Projection::up:
+      return {l.up, l.up_bias};
+    case lora::Projection::down:
+      return {l.down, l.down_bias};
+  }
+  return {};
+}
+
+void Decoder::check_adapter(const lora::LoraAdapter& adapter, Device device, DType dtype) const {
+  if (!adapter.defined()) fail("decoder", "the adapter is empty");
+  if (adapter.layers() != config_.num_hidden_layers)
+    fail("decoder", "the adapter has {} layers, the model {}: it belongs to another base model",
+         adapter.layers(), config_.num_hidden_layers);
+  for (int64_t i = 0; i < adapter.layers(); ++i)
+    for (lora::Projection p : lora::kProjections)
+      if (const lora::LoraPair* pair = adapter.find(i, p)) {
+        const auto [out, in] = lora::projection_shape(config_, p);
+        if (pair->a.size(1) != in || pair->b.size(0) != out)
+          fail("decoder",
+               "the adapter's {} of layer {} is [{} x r] · [r x {}], the model's projection is [{} x {}]",
+               lora::projection_name(p), i, pair->b.size(0), pair->a.size(1), out, in);
+      }
+  if (adapter.device() != device || adapter.dtype() != dtype)
+    fail("decoder", "the adapter is {} on {}, the model computes in {} on {} (convert it with to())",
+         dtype_name(adapter.dtype()), adapter.device().str(), dtype_name(dtype), device.str());
+}
+
+void Decoder::add_adapter_product(const lora::LoraAdapter& adapter, double sign) {
+  check_adapter(adapter, adapter.device(), adapter.dtype());
+  const DType work = dtype_ == DType::f64 ? DType::f64 : DType::f32;
+  for (int64_t i = 0; i < adapter.layers(); ++i)
+    for (lora::Projection p : lora::kProjections)
+      if (const lora::LoraPair* pair = adapter.find(i, p)) {
+        const Tensor w = projection(i, p).first;
+        const Tensor delta = ops::matmul(pair->b.to(device_).to(work), pair->a.to(device_).to(work));
+        w.copy_(ops::add(w.to(work), ops::scale(delta, sign * adapter.config().scale())));
+      }
+}
+
+void Decoder::merge_adapter(const lora::LoraAdapter& adapter) {
+  add_adapter_product(adapter, 1.0);
+}
+
+void Decoder::unmerge_adapter(const lora::LoraAdapter& adapter) {
+  add_adapter_product(adapter, -1.0);
+}
+
+Tensor Decoder::forward(const Tensor& ids, KvCache* cache, const lora::LoraAdapter* adapter) const {
   if (ids.dim() != 2) fail("decoder", "ids must be [batch, seq], got {}", ids.str());
+  if (adapter) check_adapter(*adapter, device_, dtype_);
   const int64_t batch = ids.size(0), seq = ids.size(1);
   const int64_t past = cache ? cache->length() : 0;
   if (past + seq > config_.max_position_embeddings)
@@ -96,19 +157,24 @@ Tensor Decoder::forward(const Tensor& ids, KvCache* cache) const {
   Tensor h = ops::embedding(embed_tokens_, ids.to(device_));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayerWeights& l = layers_[i];
+    const auto project = [&](const Tensor& x, lora::Projection p) {
+      const auto [w, bias] = projection(static_cast<int64_t>(i), p);
+      const lora::LoraPair* pair = adapter ? adapter->find(static_cast<int64_t>(i), p) : nullptr;
+      return pair ? ops::lora_linear(x, w, pair->a, pair->b, adapter->config().scale(), bias).y
+                  : ops::linear(x, w, bias);
+    };
+    using lora::Projection;
     const Tensor x = ops::rms_norm(h, l.input_norm, config_.rms_norm_eps);
     const Tensor q =
-        ops::rope(ops::linear(x, l.q, l.q_bias).view({batch, seq, heads, dim}), rope).transpose(1, 2);
-    Tensor k =
-        ops::rope(ops::linear(x, l.k, l.k_bias).view({batch, seq, kv_heads, dim}), rope).transpose(1, 2);
-    Tensor v = ops::linear(x, l.v, l.v_bias).view({batch, seq, kv_heads, dim}).transpose(1, 2);
+        ops::rope(project(x, Projection::q).view({batch, seq, heads, dim}), rope).transpose(1, 2);
+    Tensor k = ops::rope(project(x, Projection::k).view({batch, seq, kv_heads, dim}), rope).transpose(1, 2);
+    Tensor v = project(x, Projection::v).view({batch, seq, kv_heads, dim}).transpose(1, 2);
     if (cache) std::tie(k, v) = cache->append(static_cast<int64_t>(i), k, v);
     const Tensor attended = ops::attention(q, k, v).out.transpose(1, 2).reshape({batch, seq, heads * dim});
-    const auto mid = ops::rms_norm_residual(ops::linear(attended, l.o, l.o_bias), h, l.post_attention_norm,
+    const auto mid = ops::rms_norm_residual(project(attended, Projection::o), h, l.post_attention_norm,
                                             config_.rms_norm_eps);
-    const Tensor mlp =
-        ops::linear(ops::swiglu(ops::linear(mid.y, l.gate, l.gate_bias), ops::linear(mid.y, l.up, l.up_bias)),
-                    l.down, l.down_bias);
+    const Tensor mlp = project(ops::swiglu(project(mid.y, Projection::gate), project(mid.y, Projection::up)),
+                               Projection::down);
     h = ops::add(mid.sum, mlp);
   }
   if (cache) cache->advance(seq);

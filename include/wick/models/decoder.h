@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "wick/lora/adapter.h"
 #include "wick/models/config.h"
 #include "wick/models/weights.h"
 #include "wick/tensor.h"
@@ -50,8 +51,25 @@ class Decoder {
 
   // ids: i32/i64 [batch, seq] with every id < vocab_size. Without a cache the positions are 0..seq-1; with
   // one they continue from cache->length(), the new keys/values are stored, and the cache advances. Returns
-  // f32 logits [batch, seq, vocab].
-  Tensor forward(const Tensor& ids, KvCache* cache = nullptr) const;
+  // f32 logits [batch, seq, vocab]. An adapter (on the model's device and dtype, see LoraAdapter::to) is
+  // applied unmerged to the projections it targets; dropout is an identity here, as in evaluation.
+  Tensor forward(const Tensor& ids, KvCache* cache = nullptr,
+                 const lora::LoraAdapter* adapter = nullptr) const;
+
+  // W += scale·B·A for every projection the adapter targets (computed in f32, stored in the model's dtype);
+  // unmerge_adapter subtracts it again (exactly only in f32/f64: a bf16 round trip rounds twice).
+  void merge_adapter(const lora::LoraAdapter& adapter);
+  void unmerge_adapter(const lora::LoraAdapter& adapter);
+
+  // The weights, for training code that runs the layers itself.
+  const Tensor& embed_tokens() const { return embed_tokens_; }
+  const Tensor& final_norm() const { return final_norm_; }
+  const Tensor& lm_head() const { return lm_head_; }
+  const DecoderLayerWeights& layer(int64_t i) const { return layers_.at(static_cast<size_t>(i)); }
+  // The frozen weight and bias of a projection in layer i.
+  std::pair<Tensor, Tensor> projection(int64_t i, lora::Projection p) const;
+  // Refuses an adapter whose layer count, device or dtype do not fit this model.
+  void check_adapter(const lora::LoraAdapter& adapter, Device device, DType dtype) const;
 
  private:
   ModelConfig config_;
@@ -59,6 +77,8 @@ class Decoder {
   DType dtype_;
   Tensor embed_tokens_, final_norm_, lm_head_;
   std::vector<DecoderLayerWeights> layers_;
+
+  void add_adapter_product(const lora::LoraAdapter& adapter, double sign);
 };
 
 }  // namespace wick::models

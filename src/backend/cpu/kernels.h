@@ -59,4 +59,10 @@ void apply_penalties(const Tensor& logits, const Tensor& counts, double repetiti
                      double presence, const Tensor& out);
 void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);
 
+// Training primitives (optim): AdamW in place on dense f32/f64 buffers, Σ x² into a scalar f64, dropout.
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                const ops::AdamWOptions& options);
+void sum_of_squares(const Tensor& x, const Tensor& out);
+void dropout(const Tensor& x, double p, uint64_t seed, uint64_t draw, const Tensor& out);
+
 }  // namespace wick::cpu

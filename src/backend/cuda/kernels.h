@@ -64,6 +64,25 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& lse, const Tensor& dout, const ops::AttentionOptions& options,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
+// Flash attention on the tensor cores (flash_attention*.cu): bf16/f16, head_dim 64 or 128, rows of the last
+// axis contiguous and 16-byte aligned (other strides free), f32 accumulation, the scores never stored.
+// `prefill` tiles the packed query rows; `decode` (few query rows per key/value head) also splits the keys
+// across blocks and combines the splits by their log-sum-exp.
+enum class FlashKind { prefill, decode };
+bool flash_attention_applies(FlashKind kind, const Tensor& q, const Tensor& k, const Tensor& v);
+// `warps` picks the query tile (16 rows a warp: 1, 4 or 8) for measurements; 0 is the built-in choice.
+void flash_attention(FlashKind kind, const Tensor& q, const Tensor& k, const Tensor& v,
+                     const ops::AttentionOptions& options, const Tensor& out, const Tensor& lse, int warps = 0);
+// Also needs out, dout (and the f32 lse) in q's dtype and layout rules.
+bool flash_attention_backward_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                                      const Tensor& lse, const Tensor& dout);
+// Deterministic: dK/dV per key block, dQ in a separate pass per query block (no atomics).
+void flash_attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                              const Tensor& lse, const Tensor& dout, const ops::AttentionOptions& options,
+                              const Tensor& dq, const Tensor& dk, const Tensor& dv);
+// Same dtype and device as `like`, rows laid out as flash_attention_applies needs.
+bool flash_layout_supported(const Tensor& t, const Tensor& like);
+
 // Loss and gradient from one kernel: each row's log-sum-exp, then its gradient, in the same block.
 void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, int64_t ignore_index, double grad,
                              const Tensor& loss, const Tensor& dlogits);
@@ -76,5 +95,11 @@ void min_p_filter(const Tensor& logits, double min_p, const Tensor& out);
 void apply_penalties(const Tensor& logits, const Tensor& counts, double repetition, double frequency,
                      double presence, const Tensor& out);
 void topk(const Tensor& x, int64_t k, const Tensor& values, const Tensor& indices);
+
+// Training primitives (optim): AdamW in place on dense f32/f64 buffers, Σ x² into a scalar f64, dropout.
+void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                const ops::AdamWOptions& options);
+void sum_of_squares(const Tensor& x, const Tensor& out);
+void dropout(const Tensor& x, double p, uint64_t seed, uint64_t draw, const Tensor& out);
 
 }  // namespace wick::cuda

@@ -1,0 +1,244 @@
+// Forward and backward through the decoder blocks for LoRA training. Per block, with x = rms_norm(h):
+//   q, k, v = rope(P_q(x)), rope(P_k(x)), P_v(x);  a = attention(q, k, v);  s = h + P_o(a)
+//   y = rms_norm(s);  h' = s + P_down(swiglu(P_gate(y), P_up(y)))
+// where P is a frozen linear layer plus, where the adapter targets it, its LoRA term. The backward runs the
+// same steps in reverse; only the LoRA matrices receive gradients (two thin GEMMs each), the frozen weights
+// only pass gradients through (dx = dy·W).
+#include "wick/train/forward_backward.h"
+
+#include <optional>
+
+#include "wick/error.h"
+#include "wick/ops.h"
+
+namespace wick::train {
+namespace {
+
+using lora::Projection;
+
+ops::GemmOptions gemm_options(bool ta, bool tb, double alpha = 1.0, double beta = 0.0) {
+  ops::GemmOptions o;
+  o.transpose_a = ta;
+  o.transpose_b = tb;
+  o.alpha = alpha;
+  o.beta = beta;
+  return o;
+}
+
+struct Context {
+  const models::Decoder& model;
+  const lora::LoraAdapter* adapter;
+  lora::LoraAdapter* grads;
+  const ForwardBackwardOptions& options;
+  bool training;  // dropout on
+  int64_t batch, seq;
+};
+
+// What a projection's backward needs.
+struct ProjectionSaved {
+  Tensor x;       // [N, in]
+  Tensor x_lora;  // the LoRA path's input (x after dropout)
+  Tensor xa;      // x_lora·Aᵀ [N, r]
+};
+
+uint64_t dropout_draw(const Context& c, int64_t layer, Projection p) {
+  return c.options.dropout_draw_base + static_cast<uint64_t>(layer) * 7 + static_cast<uint64_t>(p);
+}
+
+double dropout_p(const Context& c) {
+  return c.training && c.adapter ? c.adapter->config().dropout : 0.0;
+}
+
+Tensor project(const Context& c, int64_t layer, Projection p, const Tensor& x, ProjectionSaved* saved) {
+  const auto [w, bias] = c.model.projection(layer, p);
+  const lora::LoraPair* pair = c.adapter ? c.adapter->find(layer, p) : nullptr;
+  if (saved) saved->x = x;
+  if (!pair) return ops::linear(x, w, bias);
+  const double scale = c.adapter->config().scale(), p_drop = dropout_p(c);
+  if (p_drop == 0) {
+    auto r = ops::lora_linear(x, w, pair->a, pair->b, scale, bias);
+    if (saved) saved->x_lora = x, saved->xa = r.xa;
+    return r.y;
+  }
+  const Tensor xd = ops::dropout(x, p_drop, c.options.dropout_seed, dropout_draw(c, layer, p));
+  Tensor y = ops::linear(x, w, bias);
+  const Tensor xa = ops::matmul(xd, pair->a, false, true);
+  ops::gemm(xa, pair->b, y, gemm_options(false, true, scale, 1.0));
+  if (saved) saved->x_lora = xd, saved->xa = xa;
+  return y;
+}
+
+// Returns dx; adds the LoRA gradients into c.grads.
+Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
+                        const Tensor& dy) {
+  const Tensor w = c.model.projection(layer, p).first;
+  Tensor dx = ops::matmul(dy, w);
+  const lora::LoraPair* pair = c.adapter ? c.adapter->find(layer, p) : nullptr;
+  if (!pair) return dx;
+  const lora::LoraPair* grad = c.grads->find(layer, p);
+  const double scale = c.adapter->config().scale(), beta = c.options.accumulate ? 1.0 : 0.0;
+  // db = scale·dyᵀ·xa; dxa = scale·dy·B; da = dxaᵀ·x_lora; dx += dxa·A (through the dropout mask).
+  ops::gemm(dy, s.xa, grad->b, gemm_options(true, false, scale, beta));
+  const Tensor dxa = Tensor::empty(s.xa.shape(), dy.dtype(), dy.device());
+  ops::gemm(dy, pair->b, dxa, gemm_options(false, false, scale));
+  ops::gemm(dxa, s.x_lora, grad->a, gemm_options(true, false, 1.0, beta));
+  const double p_drop = dropout_p(c);
+  if (p_drop == 0) {
+    ops::gemm(dxa, pair->a, dx, gemm_options(false, false, 1.0, 1.0));
+  } else {
+    dx = ops::add(dx, ops::dropout(ops::matmul(dxa, pair->a), p_drop, c.options.dropout_seed,
+                                   dropout_draw(c, layer, p)));
+  }
+  return dx;
+}
+
+// A block's activations, rows flattened to [N = batch·seq, features].
+struct BlockSaved {
+  Tensor h;  // the block's input
+  ProjectionSaved q, k, v, o, gate, up, down;
+  Tensor q_rot, k_rot, v_heads;  // [batch, heads, seq, dim] (views)
+  Tensor attention_out, lse;
+  Tensor sum;  // h + o-projection
+  Tensor gate_out, up_out;
+};
+
+ops::RopeOptions rope_options(const models::ModelConfig& config) {
+  ops::RopeOptions rope;
+  rope.theta = config.rope_theta;
+  return rope;
+}
+
+Tensor block_forward(const Context& c, int64_t i, const Tensor& h, BlockSaved* s) {
+  const models::ModelConfig& cfg = c.model.config();
+  const models::DecoderLayerWeights& l = c.model.layer(i);
+  const int64_t b = c.batch, t = c.seq, heads = cfg.num_attention_heads, kv_heads = cfg.num_key_value_heads,
+                dim = cfg.head_dim;
+  const ops::RopeOptions rope = rope_options(cfg);
+  const Tensor x = ops::rms_norm(h, l.input_norm, cfg.rms_norm_eps);
+  const Tensor q =
+      ops::rope(project(c, i, Projection::q, x, s ? &s->q : nullptr).view({b, t, heads, dim}), rope)
+          .transpose(1, 2);
+  const Tensor k =
+      ops::rope(project(c, i, Projection::k, x, s ? &s->k : nullptr).view({b, t, kv_heads, dim}), rope)
+          .transpose(1, 2);
+  const Tensor v =
+      project(c, i, Projection::v, x, s ? &s->v : nullptr).view({b, t, kv_heads, dim}).transpose(1, 2);
+  ops::AttentionOptions attention;
+  attention.causal = true;
+  const auto att = ops::attention(q, k, v, attention);
+  const Tensor attended = att.out.transpose(1, 2).reshape({b * t, heads * dim});
+  const auto mid = ops::rms_norm_residual(project(c, i, Projection::o, attended, s ? &s->o : nullptr), h,
+                                          l.post_attention_norm, cfg.rms_norm_eps);
+  const Tensor gate = project(c, i, Projection::gate, mid.y, s ? &s->gate : nullptr);
+  const Tensor up = project(c, i, Projection::up, mid.y, s ? &s->up : nullptr);
+  const Tensor down = project(c, i, Projection::down, ops::swiglu(gate, up), s ? &s->down : nullptr);
+  if (s) {
+    s->h = h;
+    s->q_rot = q, s->k_rot = k, s->v_heads = v;
+    s->attention_out = att.out, s->lse = att.lse;
+    s->sum = mid.sum;
+    s->gate_out = gate, s->up_out = up;
+  }
+  return ops::add(mid.sum, down);
+}
+
+// Returns the gradient of the block's input.
+Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Tensor& dout) {
+  const models::ModelConfig& cfg = c.model.config();
+  const models::DecoderLayerWeights& l = c.model.layer(i);
+  const int64_t b = c.batch, t = c.seq, heads = cfg.num_attention_heads, kv_heads = cfg.num_key_value_heads,
+                dim = cfg.head_dim;
+  const ops::RopeOptions rope = rope_options(cfg);
+  const Tensor dswiglu = project_backward(c, i, Projection::down, s.down, dout);
+  const auto dmlp = ops::swiglu_backward(s.gate_out, s.up_out, dswiglu);
+  Tensor dy = project_backward(c, i, Projection::gate, s.gate, dmlp.dgate);
+  dy = ops::add(dy, project_backward(c, i, Projection::up, s.up, dmlp.dup));
+  const Tensor dsum =
+      ops::add(dout, ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps).dx);
+  const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);
+  ops::AttentionOptions attention;
+  attention.causal = true;
+  const auto datt = ops::attention_backward(s.q_rot, s.k_rot, s.v_heads, s.attention_out, s.lse,
+                                            dattended.view({b, t, heads, dim}).transpose(1, 2), attention);
+  const Tensor dq = ops::rope_backward(datt.dq.transpose(1, 2), rope).reshape({b * t, heads * dim});
+  const Tensor dk = ops::rope_backward(datt.dk.transpose(1, 2), rope).reshape({b * t, kv_heads * dim});
+  const Tensor dv = datt.dv.transpose(1, 2).reshape({b * t, kv_heads * dim});
+  Tensor dx = project_backward(c, i, Projection::q, s.q, dq);
+  dx = ops::add(dx, project_backward(c, i, Projection::k, s.k, dk));
+  dx = ops::add(dx, project_backward(c, i, Projection::v, s.v, dv));
+  return ops::add(dsum, ops::rms_norm_backward(s.h, l.input_norm, dx, cfg.rms_norm_eps).dx);
+}
+
+void check_batch(const models::Decoder& model, const Batch& batch) {
+  if (!batch.ids.defined() || batch.ids.dim() != 2)
+    fail("train", "batch ids must be [batch, seq], got {}",
+         batch.ids.defined() ? batch.ids.str() : "nothing");
+  if (!batch.targets.defined() || batch.targets.shape() != batch.ids.shape())
+    fail("train", "batch targets must have the ids' shape {}", shape_str(batch.ids.shape()));
+  if (batch.ids.size(1) > model.config().max_position_embeddings)
+    fail("train", "sequences of {} tokens exceed the model's context of {}", batch.ids.size(1),
+         model.config().max_position_embeddings);
+  if (batch.counted <= 0) fail("train", "the batch has no target tokens to learn from");
+}
+
+}  // namespace
+
+double forward_backward(const models::Decoder& model, const lora::LoraAdapter& adapter, const Batch& batch,
+                        lora::LoraAdapter& grads, const ForwardBackwardOptions& options) {
+  check_batch(model, batch);
+  model.check_adapter(adapter, model.device(), model.dtype());
+  const DType grad_dtype = model.dtype() == DType::f64 ? DType::f64 : DType::f32;
+  if (!grads.defined() || grads.flat().shape() != adapter.flat().shape() || grads.dtype() != grad_dtype ||
+      grads.device() != model.device())
+    fail("train", "the gradient buffer must have the adapter's layout in {} on {}", dtype_name(grad_dtype),
+         model.device().str());
+  const models::ModelConfig& cfg = model.config();
+  Context c{model, &adapter, &grads, options, true, batch.ids.size(0), batch.ids.size(1)};
+  const int64_t rows = c.batch * c.seq, layers = cfg.num_hidden_layers;
+
+  Tensor h = ops::embedding(model.embed_tokens(), batch.ids.to(model.device())).view({rows, cfg.hidden_size});
+  std::vector<BlockSaved> saved(static_cast<size_t>(layers));
+  for (int64_t i = 0; i < layers; ++i) {
+    BlockSaved& s = saved[static_cast<size_t>(i)];
+    if (options.checkpointing) {
+      s.h = h;
+      h = block_forward(c, i, h, nullptr);
+    } else {
+      h = block_forward(c, i, h, &s);
+    }
+  }
+  const Tensor normed = ops::rms_norm(h, model.final_norm(), cfg.rms_norm_eps);
+  auto head = ops::linear_cross_entropy(normed, model.lm_head(),
+                                        batch.targets.to(model.device()).view({rows}), kIgnoreIndex, true);
+  Tensor dnormed = options.loss_weight == 1.0 ? head.dhidden : ops::scale(head.dhidden, options.loss_weight);
+  Tensor dh = ops::rms_norm_backward(h, model.final_norm(), dnormed, cfg.rms_norm_eps).dx;
+  for (int64_t i = layers - 1; i >= 0; --i) {
+    BlockSaved& s = saved[static_cast<size_t>(i)];
+    if (options.checkpointing) {
+      BlockSaved recomputed;
+      block_forward(c, i, s.h, &recomputed);
+      dh = block_backward(c, i, recomputed, dh);
+    } else {
+      dh = block_backward(c, i, s, dh);
+    }
+    s = BlockSaved();  // release the block's activations as soon as they are used
+  }
+  return head.loss.item();
+}
+
+double evaluate_loss(const models::Decoder& model, const lora::LoraAdapter* adapter, const Batch& batch) {
+  check_batch(model, batch);
+  if (adapter) model.check_adapter(*adapter, model.device(), model.dtype());
+  ForwardBackwardOptions options;
+  const models::ModelConfig& cfg = model.config();
+  Context c{model, adapter, nullptr, options, false, batch.ids.size(0), batch.ids.size(1)};
+  const int64_t rows = c.batch * c.seq;
+  Tensor h = ops::embedding(model.embed_tokens(), batch.ids.to(model.device())).view({rows, cfg.hidden_size});
+  for (int64_t i = 0; i < cfg.num_hidden_layers; ++i) h = block_forward(c, i, h, nullptr);
+  const Tensor normed = ops::rms_norm(h, model.final_norm(), cfg.rms_norm_eps);
+  return ops::linear_cross_entropy(normed, model.lm_head(), batch.targets.to(model.device()).view({rows}),
+                                   kIgnoreIndex, false)
+      .loss.item();
+}
+
+}  // namespace wick::train
