@@ -153,13 +153,18 @@ LoraAdapter LoraAdapter::load(const std::string& folder, const models::ModelConf
   return adapter;
 }
 
+void LoraAdapter::save_into(const std::string& folder) const {
+  if (!defined()) fail("lora", "{}: cannot save an empty adapter", folder);
+  std::map<std::string, Tensor> tensors;
+  for (auto& [name, tensor] : named_tensors()) tensors.emplace(name, tensor);
+  io::save_safetensors(fs::path(folder) / kWeightsFile, tensors, {{"format", "pt"}});
+  io::write_file_atomic(fs::path(folder) / kConfigFile, adapter_config_json(config_).dump(2) + "\n");
+}
+
 void LoraAdapter::save(const std::string& folder) const {
   if (!defined()) fail("lora", "{}: cannot save an empty adapter", folder);
   io::StagedFolder staged(folder);
-  std::map<std::string, Tensor> tensors;
-  for (auto& [name, tensor] : named_tensors()) tensors.emplace(name, tensor);
-  io::save_safetensors(staged.path() / kWeightsFile, tensors, {{"format", "pt"}});
-  io::write_file_atomic(staged.path() / kConfigFile, adapter_config_json(config_).dump(2) + "\n");
+  save_into(staged.path().string());
   staged.commit();
 }
 

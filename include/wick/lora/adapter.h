@@ -65,6 +65,8 @@ class LoraAdapter {
                           Device device = Device::cpu(), DType dtype = DType::f32);
   // Writes a folder PEFT loads unchanged (staged and swapped in whole, never half-written).
   void save(const std::string& folder) const;
+  // Writes the two files into an existing folder (each one atomically), e.g. inside a staged checkpoint.
+  void save_into(const std::string& folder) const;
 
   bool defined() const { return flat_.defined(); }
   const LoraConfig& config() const { return config_; }
