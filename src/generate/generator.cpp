@@ -1,8 +1,13 @@
+// Prefill each prompt in one pass, then one token per step. A single sequence uses a uniform KV cache;
+// several are prefilled one by one and copied into the rows of a ragged cache, so each row continues at its
+// own length and all rows decode together in one batched forward per step.
 #include "wick/generate/generator.h"
 
 #include <algorithm>
 #include <chrono>
 #include <optional>
+
+#include <fmt/format.h>
 
 #include "wick/error.h"
 #include "wick/ops.h"
@@ -14,80 +19,159 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
+struct Sequence {
+  Sampler sampler;
+  std::optional<io::StreamDecoder> stream;
+  GenerationResult result;
+  bool done = false;
+  int32_t last = 0;
+};
+
+void check_prompt(const models::ModelConfig& config, const std::vector<int32_t>& prompt,
+                  const GenerationOptions& options, size_t index, bool batched) {
+  const std::string which = batched ? fmt::format("prompt {}: ", index) : "";
+  const int64_t length = static_cast<int64_t>(prompt.size());
+  if (prompt.empty()) fail("generate", "{}the prompt is empty", which);
+  if (length + options.max_new_tokens > config.max_position_embeddings)
+    fail("generate", "{}a prompt of {} tokens plus {} new ones exceeds the model's context of {}", which,
+         length, options.max_new_tokens, config.max_position_embeddings);
+  for (size_t i = 0; i < prompt.size(); ++i)
+    if (prompt[i] < 0 || prompt[i] >= config.vocab_size)
+      fail("generate", "{}prompt token {} at position {} is outside the model's vocabulary of {}", which,
+           prompt[i], i, config.vocab_size);
+}
+
+// Takes the sampled id: EOS, streaming, stop strings. Marks the sequence done when it stops.
+void accept(Sequence& s, int32_t id, const GenerationOptions& options,
+            const std::function<void(std::string_view)>& on_text) {
+  if (std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end()) {
+    s.result.stop_reason = "eos";
+    s.done = true;
+    return;
+  }
+  s.result.tokens.push_back(id);
+  s.sampler.observe({id});
+  s.last = id;
+  if (s.stream) {
+    const std::string piece = s.stream->step(id);
+    const size_t before = s.result.text.size();
+    s.result.text += piece;
+    // A stop string may span pieces: search the text from just before the new piece.
+    for (const auto& stop : options.stop_strings) {
+      if (stop.empty()) continue;
+      const size_t from = before >= stop.size() ? before - stop.size() + 1 : 0;
+      const size_t at = s.result.text.find(stop, from);
+      if (at != std::string::npos) {
+        if (on_text && at > before) on_text(std::string_view(s.result.text).substr(before, at - before));
+        s.result.text.resize(at);
+        s.result.stop_reason = "stop string";
+        s.done = true;
+        return;
+      }
+    }
+    if (on_text && !piece.empty()) on_text(piece);
+  }
+  if (static_cast<int64_t>(s.result.tokens.size()) >= options.max_new_tokens) {
+    s.result.stop_reason = "max tokens";
+    s.done = true;
+  }
+}
+
+void finish(Sequence& s, const std::function<void(std::string_view)>& on_text) {
+  if (s.stream && s.result.stop_reason != "stop string") {
+    const std::string rest = s.stream->flush();
+    s.result.text += rest;
+    if (on_text && !rest.empty()) on_text(rest);
+  }
+}
+
+std::vector<GenerationResult> run(const models::Decoder& model, const io::Tokenizer* tokenizer,
+                                  const std::vector<std::vector<int32_t>>& prompts,
+                                  const GenerationOptions& options,
+                                  const std::function<void(size_t, std::string_view)>& on_text) {
+  const auto& config = model.config();
+  if (prompts.empty()) fail("generate", "no prompts");
+  if (options.max_new_tokens < 0)
+    fail("generate", "max_new_tokens must be >= 0, got {}", options.max_new_tokens);
+  options.sampling.validate();
+  const bool batched = prompts.size() > 1;
+  int64_t capacity = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    check_prompt(config, prompts[i], options, i, batched);
+    capacity = std::max<int64_t>(
+        capacity, static_cast<int64_t>(prompts[i].size()) + std::max<int64_t>(options.max_new_tokens, 1));
+  }
+  const int64_t rows = static_cast<int64_t>(prompts.size());
+  std::vector<Sequence> seqs;
+  for (const auto& prompt : prompts) {
+    Sequence s{Sampler(options.sampling, config.vocab_size, model.device()), std::nullopt, {}, false, 0};
+    s.sampler.observe(prompt);
+    if (tokenizer) s.stream.emplace(tokenizer->decode_stream(true));
+    s.result.prompt_tokens = static_cast<int64_t>(prompt.size());
+    s.result.stop_reason = "max tokens";
+    s.done = options.max_new_tokens == 0;
+    seqs.push_back(std::move(s));
+  }
+  auto text_of = [&](size_t i) {
+    return on_text
+               ? std::function<void(std::string_view)>([&on_text, i](std::string_view t) { on_text(i, t); })
+               : std::function<void(std::string_view)>();
+  };
+
+  // Prefill: the whole prompt in one pass per sequence, each sampling its first token.
+  auto start = std::chrono::steady_clock::now();
+  models::KvCache cache(config, rows, capacity, model.dtype(), model.device());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const int64_t length = static_cast<int64_t>(prompts[i].size());
+    const Tensor ids = Tensor::from_vector(prompts[i], {1, length});
+    Tensor logits;
+    if (batched) {
+      models::KvCache single(config, 1, length, model.dtype(), model.device());
+      logits = model.forward_last(ids, &single, options.adapter);
+      cache.copy_row(static_cast<int64_t>(i), single);
+    } else {
+      logits = model.forward_last(ids, &cache, options.adapter);
+    }
+    if (!seqs[i].done) accept(seqs[i], seqs[i].sampler.next(logits.select(0, 0)), options, text_of(i));
+  }
+  const double prefill_seconds = seconds_since(start);
+  start = std::chrono::steady_clock::now();
+  // Decode: one token per unfinished row per step (finished rows repeat their last token; it is discarded).
+  while (std::any_of(seqs.begin(), seqs.end(), [](const Sequence& s) { return !s.done; })) {
+    std::vector<int32_t> next;
+    for (const auto& s : seqs) next.push_back(s.last);
+    const Tensor logits = model.forward_last(Tensor::from_vector(next, {rows, 1}), &cache, options.adapter);
+    for (size_t i = 0; i < seqs.size(); ++i)
+      if (!seqs[i].done)
+        accept(seqs[i], seqs[i].sampler.next(logits.select(0, static_cast<int64_t>(i))), options, text_of(i));
+  }
+  const double decode_seconds = seconds_since(start);
+  std::vector<GenerationResult> results;
+  for (size_t i = 0; i < seqs.size(); ++i) {
+    finish(seqs[i], text_of(i));
+    seqs[i].result.prefill_seconds = prefill_seconds;
+    seqs[i].result.decode_seconds = decode_seconds;
+    results.push_back(std::move(seqs[i].result));
+  }
+  return results;
+}
+
 }  // namespace
 
 GenerationResult generate(const models::Decoder& model, const io::Tokenizer* tokenizer,
                           const std::vector<int32_t>& prompt, const GenerationOptions& options,
                           const std::function<void(std::string_view)>& on_text) {
-  const auto& config = model.config();
-  const int64_t prompt_length = static_cast<int64_t>(prompt.size());
-  if (prompt.empty()) fail("generate", "the prompt is empty");
-  if (options.max_new_tokens < 0)
-    fail("generate", "max_new_tokens must be >= 0, got {}", options.max_new_tokens);
-  if (prompt_length + options.max_new_tokens > config.max_position_embeddings)
-    fail("generate", "a prompt of {} tokens plus {} new ones exceeds the model's context of {}",
-         prompt_length, options.max_new_tokens, config.max_position_embeddings);
-  for (size_t i = 0; i < prompt.size(); ++i)
-    if (prompt[i] < 0 || prompt[i] >= config.vocab_size)
-      fail("generate", "prompt token {} at position {} is outside the model's vocabulary of {}", prompt[i], i,
-           config.vocab_size);
-  Sampler sampler(options.sampling, config.vocab_size, model.device());
-  sampler.observe(prompt);
-  models::KvCache cache(config, 1, prompt_length + std::max<int64_t>(options.max_new_tokens, 1),
-                        model.dtype(), model.device());
-  GenerationResult result;
-  result.prompt_tokens = prompt_length;
-  std::optional<io::StreamDecoder> stream;
-  if (tokenizer) stream.emplace(tokenizer->decode_stream(true));
+  const auto per_sequence = on_text ? std::function<void(size_t, std::string_view)>(
+                                          [&on_text](size_t, std::string_view text) { on_text(text); })
+                                    : std::function<void(size_t, std::string_view)>();
+  return run(model, tokenizer, {prompt}, options, per_sequence).front();
+}
 
-  auto start = std::chrono::steady_clock::now();
-  Tensor logits = model.forward(Tensor::from_vector(prompt, {1, prompt_length}), &cache);
-  result.stop_reason = "max tokens";
-  for (int64_t step = 0; step < options.max_new_tokens; ++step) {
-    const int32_t id = sampler.next(logits.select(1, logits.size(1) - 1));
-    if (step == 0) {
-      result.prefill_seconds = seconds_since(start);
-      start = std::chrono::steady_clock::now();
-    }
-    if (std::find(options.eos_ids.begin(), options.eos_ids.end(), id) != options.eos_ids.end()) {
-      result.stop_reason = "eos";
-      break;
-    }
-    result.tokens.push_back(id);
-    sampler.observe({id});
-    if (stream) {
-      std::string piece = stream->step(id);
-      const size_t before = result.text.size();
-      result.text += piece;
-      // A stop string may span pieces: search the text from just before the new piece.
-      bool stopped = false;
-      for (const auto& stop : options.stop_strings) {
-        if (stop.empty()) continue;
-        const size_t from = before >= stop.size() ? before - stop.size() + 1 : 0;
-        const size_t at = result.text.find(stop, from);
-        if (at != std::string::npos) {
-          if (on_text && at > before) on_text(std::string_view(result.text).substr(before, at - before));
-          result.text.resize(at);
-          stopped = true;
-          break;
-        }
-      }
-      if (stopped) {
-        result.stop_reason = "stop string";
-        break;
-      }
-      if (on_text && !piece.empty()) on_text(piece);
-    }
-    if (step + 1 < options.max_new_tokens)
-      logits = model.forward(Tensor::from_vector<int32_t>({id}, {1, 1}), &cache);
-  }
-  if (stream && result.stop_reason != "stop string") {
-    const std::string rest = stream->flush();
-    result.text += rest;
-    if (on_text && !rest.empty()) on_text(rest);
-  }
-  result.decode_seconds = seconds_since(start);
-  return result;
+std::vector<GenerationResult> generate_batch(const models::Decoder& model, const io::Tokenizer* tokenizer,
+                                             const std::vector<std::vector<int32_t>>& prompts,
+                                             const GenerationOptions& options,
+                                             const std::function<void(size_t, std::string_view)>& on_text) {
+  return run(model, tokenizer, prompts, options, on_text);
 }
 
 }  // namespace wick::generate

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "wick/error.h"
 #include "wick/ops.h"
 
@@ -36,6 +38,42 @@ std::pair<Tensor, Tensor> KvCache::append(int64_t layer, const Tensor& k, const 
 
 void KvCache::advance(int64_t tokens) {
   length_ += tokens;
+  for (int64_t& row : row_lengths_) row += tokens;
+}
+
+void KvCache::copy_row(int64_t row, const KvCache& other) {
+  if (row < 0 || row >= batch_) fail("kv_cache", "row {} is outside the cache's batch of {}", row, batch_);
+  if (other.batch_ != 1 || other.ragged()) fail("kv_cache", "copy_row takes a single-row, uniform cache");
+  if (other.keys_.size() != keys_.size()) fail("kv_cache", "the caches belong to different models");
+  if (other.length_ > capacity_)
+    fail("kv_cache", "{} positions exceed the capacity of {}", other.length_, capacity_);
+  if (row_lengths_.empty()) row_lengths_.assign(static_cast<size_t>(batch_), 0);
+  for (size_t layer = 0; layer < keys_.size(); ++layer) {
+    keys_[layer]
+        .narrow(0, row, 1)
+        .narrow(2, 0, other.length_)
+        .copy_(other.keys_[layer].narrow(2, 0, other.length_));
+    values_[layer]
+        .narrow(0, row, 1)
+        .narrow(2, 0, other.length_)
+        .copy_(other.values_[layer].narrow(2, 0, other.length_));
+  }
+  row_lengths_[static_cast<size_t>(row)] = other.length_;
+  length_ = *std::max_element(row_lengths_.begin(), row_lengths_.end());
+}
+
+std::pair<Tensor, Tensor> KvCache::append_ragged(int64_t layer, const Tensor& k, const Tensor& v) {
+  if (k.size(2) != 1) fail("kv_cache", "a ragged cache takes one token per row, got {}", k.size(2));
+  if (k.size(0) != batch_) fail("kv_cache", "batch {} does not match the cache's {}", k.size(0), batch_);
+  for (int64_t b = 0; b < batch_; ++b) {
+    const int64_t at = row_lengths_[static_cast<size_t>(b)];
+    if (at + 1 > capacity_)
+      fail("kv_cache", "row {}: {} positions exceed the capacity of {}", b, at + 1, capacity_);
+    keys_[layer].narrow(0, b, 1).narrow(2, at, 1).copy_(k.narrow(0, b, 1));
+    values_[layer].narrow(0, b, 1).narrow(2, at, 1).copy_(v.narrow(0, b, 1));
+  }
+  const int64_t longest = *std::max_element(row_lengths_.begin(), row_lengths_.end()) + 1;
+  return {keys_[layer].narrow(2, 0, longest), values_[layer].narrow(2, 0, longest)};
 }
 
 Decoder::Decoder(const ModelConfig& config, const WeightSource& weights, Device device, DType dtype)
@@ -142,6 +180,16 @@ void Decoder::unmerge_adapter(const lora::LoraAdapter& adapter) {
 }
 
 Tensor Decoder::forward(const Tensor& ids, KvCache* cache, const lora::LoraAdapter* adapter) const {
+  const Tensor h = final_hidden(ids, cache, adapter);
+  return ops::linear(h, lm_head_, Tensor()).to(DType::f32);
+}
+
+Tensor Decoder::forward_last(const Tensor& ids, KvCache* cache, const lora::LoraAdapter* adapter) const {
+  const Tensor h = final_hidden(ids, cache, adapter);
+  return ops::linear(h.select(1, h.size(1) - 1), lm_head_, Tensor()).to(DType::f32);
+}
+
+Tensor Decoder::final_hidden(const Tensor& ids, KvCache* cache, const lora::LoraAdapter* adapter) const {
   if (ids.dim() != 2) fail("decoder", "ids must be [batch, seq], got {}", ids.str());
   if (adapter) check_adapter(*adapter, device_, dtype_);
   const int64_t batch = ids.size(0), seq = ids.size(1);
@@ -151,9 +199,23 @@ Tensor Decoder::forward(const Tensor& ids, KvCache* cache, const lora::LoraAdapt
          config_.max_position_embeddings);
   const int64_t heads = config_.num_attention_heads, kv_heads = config_.num_key_value_heads,
                 dim = config_.head_dim;
+  const bool ragged = cache && cache->ragged();
   ops::RopeOptions rope;
   rope.theta = config_.rope_theta;
   rope.position_offset = past;
+  ops::AttentionOptions attention;
+  if (ragged) {
+    // Each row's token sits at its own position and sees that row's keys only.
+    if (seq != 1) fail("decoder", "a ragged KV cache takes one token per row, got {}", seq);
+    std::vector<int64_t> positions = cache->row_lengths(), lengths;
+    for (int64_t p : positions) lengths.push_back(p + 1);
+    if (*std::max_element(lengths.begin(), lengths.end()) > config_.max_position_embeddings)
+      fail("decoder", "{} positions exceed the model's context of {}",
+           *std::max_element(lengths.begin(), lengths.end()), config_.max_position_embeddings);
+    rope.positions = Tensor::from_vector(positions, {batch, 1}).to(device_);
+    attention.causal = false;
+    attention.kv_lengths = Tensor::from_vector(lengths, {batch}).to(device_);
+  }
   Tensor h = ops::embedding(embed_tokens_, ids.to(device_));
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayerWeights& l = layers_[i];
@@ -169,8 +231,13 @@ Tensor Decoder::forward(const Tensor& ids, KvCache* cache, const lora::LoraAdapt
         ops::rope(project(x, Projection::q).view({batch, seq, heads, dim}), rope).transpose(1, 2);
     Tensor k = ops::rope(project(x, Projection::k).view({batch, seq, kv_heads, dim}), rope).transpose(1, 2);
     Tensor v = project(x, Projection::v).view({batch, seq, kv_heads, dim}).transpose(1, 2);
-    if (cache) std::tie(k, v) = cache->append(static_cast<int64_t>(i), k, v);
-    const Tensor attended = ops::attention(q, k, v).out.transpose(1, 2).reshape({batch, seq, heads * dim});
+    if (ragged) {
+      std::tie(k, v) = cache->append_ragged(static_cast<int64_t>(i), k, v);
+    } else if (cache) {
+      std::tie(k, v) = cache->append(static_cast<int64_t>(i), k, v);
+    }
+    const Tensor attended =
+        ops::attention(q, k, v, attention).out.transpose(1, 2).reshape({batch, seq, heads * dim});
     const auto mid = ops::rms_norm_residual(project(attended, Projection::o), h, l.post_attention_norm,
                                             config_.rms_norm_eps);
     const Tensor mlp = project(ops::swiglu(project(mid.y, Projection::gate), project(mid.y, Projection::up)),
@@ -178,7 +245,7 @@ Tensor Decoder::forward(const Tensor& ids, KvCache* cache, const lora::LoraAdapt
     h = ops::add(mid.sum, mlp);
   }
   if (cache) cache->advance(seq);
-  return ops::linear(ops::rms_norm(h, final_norm_, config_.rms_norm_eps), lm_head_, Tensor()).to(DType::f32);
+  return ops::rms_norm(h, final_norm_, config_.rms_norm_eps);
 }
 
 }  // namespace wick::models

@@ -93,6 +93,7 @@ const Batch& Trainer::micro_batch(int64_t epoch, int64_t index) {
     plan.batch_size = options_.batch_size;
     plan.max_length = options_.max_length;
     plan.packing = options_.packing;
+    plan.shuffle = options_.shuffle;
     plan.seed = options_.seed;
     plan.pad_id = options_.pad_id;
     epoch_batches_ = epoch_batches(train_, plan, epoch);
@@ -191,10 +192,11 @@ std::string Trainer::fingerprint() const {
   return fmt::format(
       "examples={} validation={} batch={} accumulation={} epochs={} max_steps={} lr={} wd={} betas={},{} "
       "eps={} "
-      "clip={} schedule={} warmup={} packing={} max_length={} seed={} rank={} alpha={} dropout={} params={}",
+      "clip={} schedule={} warmup={} packing={} shuffle={} max_length={} seed={} rank={} alpha={} dropout={} "
+      "params={}",
       train_.size(), validation_.size(), o.batch_size, o.grad_accumulation, o.epochs, o.max_steps, o.lr,
       o.weight_decay, o.beta1, o.beta2, o.eps, o.max_grad_norm, schedule_name(o.schedule), o.warmup_steps,
-      o.packing, o.max_length, o.seed, master_.config().rank, master_.config().alpha,
+      o.packing, o.shuffle, o.max_length, o.seed, master_.config().rank, master_.config().alpha,
       master_.config().dropout, master_.flat().numel());
 }
 

@@ -18,6 +18,8 @@ struct GenerationOptions {
   std::vector<int32_t> eos_ids;           // stop after producing any of these (not included in the text)
   std::vector<std::string> stop_strings;  // stop when the text contains one (the text is cut before it)
   SamplingOptions sampling;
+  // A LoRA adapter applied unmerged (on the model's device and dtype), or none.
+  const lora::LoraAdapter* adapter = nullptr;
 };
 
 struct GenerationResult {
@@ -32,5 +34,13 @@ struct GenerationResult {
 GenerationResult generate(const models::Decoder& model, const io::Tokenizer* tokenizer,
                           const std::vector<int32_t>& prompt, const GenerationOptions& options,
                           const std::function<void(std::string_view)>& on_text = {});
+
+// Several prompts of any lengths at once: each is prefilled on its own, then all decode together, one batched
+// forward per step, each row at its own position; each stops on its own. on_text(i, text) streams sequence i.
+// Greedy results equal generate() on each prompt alone.
+std::vector<GenerationResult> generate_batch(
+    const models::Decoder& model, const io::Tokenizer* tokenizer,
+    const std::vector<std::vector<int32_t>>& prompts, const GenerationOptions& options,
+    const std::function<void(size_t, std::string_view)>& on_text = {});
 
 }  // namespace wick::generate

@@ -27,9 +27,19 @@ class KvCache {
   std::pair<Tensor, Tensor> append(int64_t layer, const Tensor& k, const Tensor& v);
   void advance(int64_t tokens);
 
+  // Batched generation of sequences of different lengths: row b holds row_lengths()[b] positions. copy_row
+  // fills row `row` from the (single-row) cache `other` and makes the cache ragged; a ragged cache takes one
+  // token per row per forward, each at its own position.
+  void copy_row(int64_t row, const KvCache& other);
+  bool ragged() const { return !row_lengths_.empty(); }
+  const std::vector<int64_t>& row_lengths() const { return row_lengths_; }
+  // Ragged: writes each row's new key/value at its own length; returns views up to the longest row + 1.
+  std::pair<Tensor, Tensor> append_ragged(int64_t layer, const Tensor& k, const Tensor& v);
+
  private:
   std::vector<Tensor> keys_, values_;
   int64_t batch_, capacity_, length_ = 0;
+  std::vector<int64_t> row_lengths_;
 };
 
 struct DecoderLayerWeights {
@@ -55,6 +65,10 @@ class Decoder {
   // applied unmerged to the projections it targets; dropout is an identity here, as in evaluation.
   Tensor forward(const Tensor& ids, KvCache* cache = nullptr,
                  const lora::LoraAdapter* adapter = nullptr) const;
+  // As forward, but only the logits of each row's last position: f32 [batch, vocab] (what generation needs,
+  // without the [seq × vocab] product of a prefill).
+  Tensor forward_last(const Tensor& ids, KvCache* cache = nullptr,
+                      const lora::LoraAdapter* adapter = nullptr) const;
 
   // W += scale·B·A for every projection the adapter targets (computed in f32, stored in the model's dtype);
   // unmerge_adapter subtracts it again (exactly only in f32/f64: a bf16 round trip rounds twice).
@@ -79,6 +93,8 @@ class Decoder {
   std::vector<DecoderLayerWeights> layers_;
 
   void add_adapter_product(const lora::LoraAdapter& adapter, double sign);
+  // The final-normed hidden states [batch, seq, hidden].
+  Tensor final_hidden(const Tensor& ids, KvCache* cache, const lora::LoraAdapter* adapter) const;
 };
 
 }  // namespace wick::models

@@ -30,6 +30,7 @@ struct TrainerOptions {
   bool skip_nonfinite = false;  // skip a step with a NaN/Inf loss or gradient instead of stopping
   bool checkpointing = false;   // recompute block activations in the backward
   bool packing = false;
+  bool shuffle = true;  // a seeded new order every epoch (else the data's order)
   int64_t max_length = 1024;
   uint64_t seed = 42;  // data order and dropout
   int32_t pad_id = 0;
