@@ -3,6 +3,8 @@
 // own length and all rows decode together in one batched forward per step.
 #include "wick/generate/generator.h"
 
+#include "generate/greedy_steps.h"
+
 #include <algorithm>
 #include <chrono>
 #include <optional>
@@ -136,8 +138,29 @@ std::vector<GenerationResult> run(const models::Decoder& model, const io::Tokeni
   }
   const double prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
+  auto running = [&] {
+    return std::any_of(seqs.begin(), seqs.end(), [](const Sequence& s) { return !s.done; });
+  };
+  const SamplingOptions& so = options.sampling;
+  const bool greedy = so.temperature == 0 && so.repetition_penalty == 1 && so.frequency_penalty == 0 &&
+                      so.presence_penalty == 0;
+  if (greedy && options.device_steps && running()) {
+    // Greedy: positions on the device, each step one graph launch on a GPU; only the ids come back.
+    std::vector<int32_t> first;
+    std::vector<int64_t> positions;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      first.push_back(seqs[i].last);
+      positions.push_back(static_cast<int64_t>(prompts[i].size()));
+    }
+    GreedySteps steps(model, cache, options.adapter, first, positions);
+    while (running()) {
+      const std::vector<int32_t> next = steps.step();
+      for (size_t i = 0; i < seqs.size(); ++i)
+        if (!seqs[i].done) accept(seqs[i], next[i], options, text_of(i));
+    }
+  }
   // Decode: one token per unfinished row per step (finished rows repeat their last token; it is discarded).
-  while (std::any_of(seqs.begin(), seqs.end(), [](const Sequence& s) { return !s.done; })) {
+  while (running()) {
     std::vector<int32_t> next;
     for (const auto& s : seqs) next.push_back(s.last);
     const Tensor logits = model.forward_last(Tensor::from_vector(next, {rows, 1}), &cache, options.adapter);

@@ -189,6 +189,51 @@ Tensor Decoder::forward_last(const Tensor& ids, KvCache* cache, const lora::Lora
   return ops::linear(h.select(1, h.size(1) - 1), lm_head_, Tensor()).to(DType::f32);
 }
 
+Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions, const Tensor& lengths,
+                                     KvCache& cache, const lora::LoraAdapter* adapter) const {
+  const int64_t batch = ids.size(0), heads = config_.num_attention_heads,
+                kv_heads = config_.num_key_value_heads, dim = config_.head_dim;
+  if (ids.dim() != 2 || ids.size(1) != 1 || cache.batch() != batch)
+    fail("decoder", "a decode step takes ids [{}, 1] for the cache's batch, got {}", cache.batch(),
+         ids.str());
+  ops::RopeOptions rope;
+  rope.theta = config_.rope_theta;
+  rope.positions = positions.view({batch, 1});
+  ops::AttentionOptions attention;
+  attention.causal = false;  // one query per row sees every cached key below its length
+  attention.kv_lengths = lengths;
+  Tensor h = ops::embedding_unchecked(embed_tokens_, ids);
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const DecoderLayerWeights& l = layers_[i];
+    const auto layer = static_cast<int64_t>(i);
+    const auto project = [&](const Tensor& x, lora::Projection p) {
+      const auto [w, bias] = projection(layer, p);
+      const lora::LoraPair* pair = adapter ? adapter->find(layer, p) : nullptr;
+      return pair ? ops::lora_linear(x, w, pair->a, pair->b, adapter->config().scale(), bias).y
+                  : ops::linear(x, w, bias);
+    };
+    using lora::Projection;
+    const Tensor x = ops::rms_norm(h, l.input_norm, config_.rms_norm_eps);
+    const Tensor q = ops::rope(project(x, Projection::q).view({batch, 1, heads, dim}), rope).transpose(1, 2);
+    const Tensor k =
+        ops::rope(project(x, Projection::k).view({batch, 1, kv_heads, dim}), rope).transpose(1, 2);
+    const Tensor v = project(x, Projection::v).view({batch, 1, kv_heads, dim}).transpose(1, 2);
+    ops::write_at_positions(cache.keys(layer), k, positions);
+    ops::write_at_positions(cache.values(layer), v, positions);
+    const Tensor attended = ops::attention(q, cache.keys(layer), cache.values(layer), attention)
+                                .out.transpose(1, 2)
+                                .reshape({batch, 1, heads * dim});
+    const auto mid = ops::rms_norm_residual(project(attended, Projection::o), h, l.post_attention_norm,
+                                            config_.rms_norm_eps);
+    const Tensor mlp = project(ops::swiglu(project(mid.y, Projection::gate), project(mid.y, Projection::up)),
+                               Projection::down);
+    h = ops::add(mid.sum, mlp);
+  }
+  const Tensor normed =
+      ops::rms_norm(h.view({batch, config_.hidden_size}), final_norm_, config_.rms_norm_eps);
+  return ops::linear(normed, lm_head_, Tensor());
+}
+
 Tensor Decoder::final_hidden(const Tensor& ids, KvCache* cache, const lora::LoraAdapter* adapter) const {
   if (ids.dim() != 2) fail("decoder", "ids must be [batch, seq], got {}", ids.str());
   if (adapter) check_adapter(*adapter, device_, dtype_);

@@ -24,13 +24,15 @@ struct EmbeddingBackwardCall {
 
 }  // namespace
 
-Tensor embedding(const Tensor& weight, const Tensor& ids) {
+namespace {
+
+Tensor gather(const Tensor& weight, const Tensor& ids, bool check_ids) {
   constexpr std::string_view op = "embedding";
   check_defined(op, "weight", weight);
   check_rank(op, "weight", weight, 2);
   check_index_dtype(op, "ids", ids);
   check_same_device(op, {{"weight", &weight}, {"ids", &ids}});
-  check_index_range(op, "id", ids, weight.size(0));
+  if (check_ids) check_index_range(op, "id", ids, weight.size(0));
   Shape shape = ids.shape();
   shape.push_back(weight.size(1));
   Tensor out = Tensor::empty(shape, weight.dtype(), weight.device());
@@ -50,6 +52,16 @@ Tensor embedding(const Tensor& weight, const Tensor& ids) {
   };
   dispatch(op, table, EmbeddingCall{weight, ids, out}, describe({{"weight", &weight}, {"ids", &ids}}));
   return out;
+}
+
+}  // namespace
+
+Tensor embedding(const Tensor& weight, const Tensor& ids) {
+  return gather(weight, ids, true);
+}
+
+Tensor embedding_unchecked(const Tensor& weight, const Tensor& ids) {
+  return gather(weight, ids, false);
 }
 
 Tensor embedding_backward(const Tensor& ids, const Tensor& dy, int64_t vocab) {

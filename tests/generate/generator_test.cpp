@@ -52,10 +52,16 @@ TEST(Generate, BatchedSequencesEqualEachAlone) {
     std::vector<std::string> streamed(prompts.size());
     const auto batched = generate::generate_batch(model, nullptr, prompts, options);
     ASSERT_EQ(batched.size(), prompts.size());
+    generate::GenerationOptions eager = options;
+    eager.device_steps = false;
+    const auto batched_eager = generate::generate_batch(model, nullptr, prompts, eager);
     for (size_t i = 0; i < prompts.size(); ++i) {
-      const auto alone = generate::generate(model, nullptr, prompts[i], options);
+      const auto alone = generate::generate(model, nullptr, prompts[i], eager);
       EXPECT_EQ(batched[i].tokens, alone.tokens) << "prompt " << i;
+      EXPECT_EQ(batched_eager[i].tokens, alone.tokens) << "prompt " << i;
       EXPECT_EQ(batched[i].stop_reason, alone.stop_reason) << "prompt " << i;
+      EXPECT_EQ(generate::generate(model, nullptr, prompts[i], options).tokens, alone.tokens)
+          << "prompt " << i;
     }
     // Seeded sampling: the same draws batched or alone (one generator per sequence).
     options.sampling.temperature = 0.9;

@@ -20,6 +20,9 @@ struct GenerationOptions {
   SamplingOptions sampling;
   // A LoRA adapter applied unmerged (on the model's device and dtype), or none.
   const lora::LoraAdapter* adapter = nullptr;
+  // Greedy decoding (temperature 0, no penalties) keeps the positions on the device and, on a GPU, replays
+  // each step as one captured CUDA graph. False runs every step eagerly (the reference path).
+  bool device_steps = true;
 };
 
 struct GenerationResult {

@@ -35,6 +35,9 @@ class KvCache {
   const std::vector<int64_t>& row_lengths() const { return row_lengths_; }
   // Ragged: writes each row's new key/value at its own length; returns views up to the longest row + 1.
   std::pair<Tensor, Tensor> append_ragged(int64_t layer, const Tensor& k, const Tensor& v);
+  // The whole buffers of a layer, [batch, kv_heads, capacity, head_dim].
+  const Tensor& keys(int64_t layer) const { return keys_.at(static_cast<size_t>(layer)); }
+  const Tensor& values(int64_t layer) const { return values_.at(static_cast<size_t>(layer)); }
 
  private:
   std::vector<Tensor> keys_, values_;
@@ -69,6 +72,14 @@ class Decoder {
   // without the [seq × vocab] product of a prefill).
   Tensor forward_last(const Tensor& ids, KvCache* cache = nullptr,
                       const lora::LoraAdapter* adapter = nullptr) const;
+
+  // One decode step with positions held on the device, for a captured CUDA graph: ids i64 [batch, 1] on the
+  // model's device, positions i64 [batch] (where each row's token goes; the cache holds positions[b] before
+  // it), lengths i64 [batch] = positions + 1. Nothing is read back to the host and the cache's length() is
+  // not used or moved: the caller owns the positions. Returns the last logits [batch, vocab] in the model's
+  // dtype.
+  Tensor forward_at_positions(const Tensor& ids, const Tensor& positions, const Tensor& lengths,
+                              KvCache& cache, const lora::LoraAdapter* adapter = nullptr) const;
 
   // W += scale·B·A for every projection the adapter targets (computed in f32, stored in the model's dtype);
   // unmerge_adapter subtracts it again (exactly only in f32/f64: a bf16 round trip rounds twice).

@@ -65,4 +65,8 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const 
 void sum_of_squares(const Tensor& x, const Tensor& out);
 void dropout(const Tensor& x, double p, uint64_t seed, uint64_t draw, const Tensor& out);
 
+// Decode positions held on the device (cache_update): a row's key/value written at positions[b]; t += step.
+void write_at_positions(const Tensor& cache, const Tensor& values, const Tensor& positions);
+void increment(const Tensor& t, int64_t step);
+
 }  // namespace wick::cpu

@@ -7,10 +7,14 @@ namespace wick::cuda {
 namespace {
 
 template <typename T>
-__global__ void embedding_kernel(const T* weight, const int64_t* ids, T* out, int64_t n, int64_t dim) {
+__global__ void embedding_kernel(const T* weight, const int64_t* ids, T* out, int64_t n, int64_t dim,
+                                 int64_t vocab) {
   for (int64_t t = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; t < n * dim;
-       t += int64_t(gridDim.x) * blockDim.x)
-    out[t] = weight[ids[t / dim] * dim + t % dim];
+       t += int64_t(gridDim.x) * blockDim.x) {
+    // Out-of-range ids only reach here unchecked (embedding_unchecked): they give a zero row.
+    const int64_t id = ids[t / dim];
+    out[t] = id >= 0 && id < vocab ? weight[id * dim + t % dim] : T(0.0f);
+  }
 }
 
 template <typename T, typename A>
@@ -35,7 +39,7 @@ void embedding(const Tensor& weight, const Tensor& ids, const Tensor& out) {
   with_float_type(weight.dtype(), "embedding", [&](auto tag) {
     using T = decltype(tag);
     embedding_kernel<T><<<grid_for(n * dim), 256, 0, stream_of(out)>>>(
-        ptr<const T>(wd), ptr<const int64_t>(idx), ptr<T>(out), n, dim);
+        ptr<const T>(wd), ptr<const int64_t>(idx), ptr<T>(out), n, dim, weight.size(0));
   });
   check_launch("embedding");
 }

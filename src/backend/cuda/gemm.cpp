@@ -54,6 +54,22 @@ std::mutex mutex;
 auto& devices = *new std::map<int, PerDevice>();
 std::map<AlgoKey, cublasLtMatmulAlgo_t> algorithms;
 
+}  // namespace
+
+void reserve_gemm_workspace(int device, cudaStream_t stream) {
+  std::lock_guard lock(mutex);
+  Tensor& workspace = devices[device].workspaces[stream];
+  if (!workspace.defined())
+    workspace = Tensor::empty({static_cast<int64_t>(kWorkspaceBytes)}, DType::u8, Device::cuda(device));
+}
+
+void release_gemm_workspace(int device, cudaStream_t stream) {
+  std::lock_guard lock(mutex);
+  devices[device].workspaces.erase(stream);
+}
+
+namespace {
+
 // Runs the product on cuBLASLt. Returns false, having done nothing, only when the fused bias gradient was
 // asked for and cuBLASLt has no algorithm with that epilogue here.
 bool run_lt(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options) {

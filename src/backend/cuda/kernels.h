@@ -70,9 +70,10 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
 // across blocks and combines the splits by their log-sum-exp.
 enum class FlashKind { prefill, decode };
 bool flash_attention_applies(FlashKind kind, const Tensor& q, const Tensor& k, const Tensor& v);
-// `warps` picks the query tile (16 rows a warp: 1, 4 or 8) for measurements; 0 is the built-in choice.
+// For measurements, WICK_FLASH_TILE (forward: w1, w4, w8, w4m2, w4m2n32, wgmma, wgmma2) and
+// WICK_FLASH_BWD_TILE (backward: k4q4, k8q4, k4q8, k8q8) override the built-in tile choice.
 void flash_attention(FlashKind kind, const Tensor& q, const Tensor& k, const Tensor& v,
-                     const ops::AttentionOptions& options, const Tensor& out, const Tensor& lse, int warps = 0);
+                     const ops::AttentionOptions& options, const Tensor& out, const Tensor& lse);
 // Also needs out, dout (and the f32 lse) in q's dtype and layout rules.
 bool flash_attention_backward_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                       const Tensor& lse, const Tensor& dout);
@@ -101,5 +102,9 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const 
                 const ops::AdamWOptions& options);
 void sum_of_squares(const Tensor& x, const Tensor& out);
 void dropout(const Tensor& x, double p, uint64_t seed, uint64_t draw, const Tensor& out);
+
+// Decode positions held on the device (cache_update): a row's key/value written at positions[b]; t += step.
+void write_at_positions(const Tensor& cache, const Tensor& values, const Tensor& positions);
+void increment(const Tensor& t, int64_t step);
 
 }  // namespace wick::cuda

@@ -184,6 +184,10 @@ Graph::Graph(int device) : device_(device) {
 Graph::~Graph() {
   if (exec_) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec_));
   if (graph_) cudaGraphDestroy(static_cast<cudaGraph_t>(graph_));
+  if (capture_stream_) {
+    capture_stream_->synchronize();
+    release_gemm_workspace(device_, static_cast<cudaStream_t>(capture_stream_->handle()));
+  }
 }
 
 void Graph::begin() {
@@ -192,6 +196,7 @@ void Graph::begin() {
   // after everything already queued on the previous one.
   cudaStream_t previous = stream_for(device_);
   capture_stream_ = std::make_unique<Stream>(device_);
+  reserve_gemm_workspace(device_, static_cast<cudaStream_t>(capture_stream_->handle()));
   cudaEvent_t ready;
   check(cudaEventCreateWithFlags(&ready, cudaEventDisableTiming), "graph", "cudaEventCreate");
   check(cudaEventRecord(ready, previous), "graph", "cudaEventRecord");
