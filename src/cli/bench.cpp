@@ -237,6 +237,7 @@ void add_bench_command(CLI::App& app) {
   embed->add_option("--repeats", repeats, "timed calls per case")->capture_default_str();
   embed->add_option("--json", json, "also write one JSON line per case to this file");
   embed->callback([] { run_embed_bench(device_from_name(device), dtype_from_name(dtype), repeats, json); });
+  add_model_bench_commands(bench);
 }
 
 }  // namespace wick::cli

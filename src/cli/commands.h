@@ -11,5 +11,8 @@ void add_bench_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_embed_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+// `bench train` and `bench generate`, under the bench command.
+void add_model_bench_commands(CLI::App* bench);
 
 }  // namespace wick::cli

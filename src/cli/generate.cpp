@@ -3,38 +3,24 @@
 #include <fmt/core.h>
 
 #include <cstdio>
+#include <iostream>
 
 #include "cli/commands.h"
 #include "wick/error.h"
 #include "wick/generate/generator.h"
+#include "wick/io/chat_template.h"
 
 namespace wick::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, device = "cpu", dtype = "f32";
+  std::string model, prompt, adapter, system, device = "cpu", dtype = "f32";
   std::vector<std::string> stop;
   generate::GenerationOptions generation;
-  bool no_special = false;
+  bool no_special = false, chat = false;
 };
 
-void run_generate(GenerateOptions o) {
-  const auto config = models::load_config(o.model);
-  const auto tokenizer = io::Tokenizer::from_file(o.model);
-  const models::Decoder model(config, models::CheckpointSource::open(o.model), device_from_name(o.device),
-                              dtype_from_name(o.dtype));
-  const io::Encoding encoding = tokenizer.encode(o.prompt, !o.no_special);
-  o.generation.stop_strings = o.stop;
-  if (o.generation.eos_ids.empty()) {
-    for (int64_t id : config.eos_token_ids) o.generation.eos_ids.push_back(static_cast<int32_t>(id));
-    if (const auto eos = tokenizer.eos_id()) o.generation.eos_ids.push_back(*eos);
-  }
-  const auto result =
-      generate::generate(model, &tokenizer, encoding.ids, o.generation, [](std::string_view text) {
-        std::fwrite(text.data(), 1, text.size(), stdout);
-        std::fflush(stdout);
-      });
-  std::fputc('\n', stdout);
+void print_summary(const generate::GenerationResult& result) {
   const double generated = static_cast<double>(result.tokens.size());
   fmt::print(
       stderr,
@@ -43,6 +29,66 @@ void run_generate(GenerateOptions o) {
       result.prefill_seconds > 0 ? result.prompt_tokens / result.prefill_seconds : 0.0, result.tokens.size(),
       result.decode_seconds, result.decode_seconds > 0 ? generated / result.decode_seconds : 0.0,
       result.stop_reason);
+}
+
+generate::GenerationResult stream(const models::Decoder& model, const io::Tokenizer& tokenizer,
+                                  const std::vector<int32_t>& ids,
+                                  const generate::GenerationOptions& options) {
+  auto result = generate::generate(model, &tokenizer, ids, options, [](std::string_view text) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    std::fflush(stdout);
+  });
+  std::fputc('\n', stdout);
+  return result;
+}
+
+// Chat: the conversation goes through the model's chat template. With a prompt, one reply; without, turns are
+// read from stdin, one line each, until end of input.
+void run_chat(const GenerateOptions& o, const models::Decoder& model, const io::Tokenizer& tokenizer) {
+  const io::ChatTemplate chat = io::ChatTemplate::load(o.model);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+  const bool interactive = o.prompt.empty();
+  std::string line;
+  while (true) {
+    if (interactive) {
+      fmt::print(stderr, "> ");
+      if (!std::getline(std::cin, line)) break;
+      if (line.empty()) continue;
+    } else {
+      line = o.prompt;
+    }
+    messages.push_back({{"role", "user"}, {"content", line}});
+    const auto ids = tokenizer.encode(chat.render(messages, true), false).ids;
+    const auto result = stream(model, tokenizer, ids, o.generation);
+    print_summary(result);
+    messages.push_back({{"role", "assistant"}, {"content", result.text}});
+    if (!interactive) break;
+  }
+}
+
+void run_generate(GenerateOptions o) {
+  const auto config = models::load_config(o.model);
+  const auto tokenizer = io::Tokenizer::from_file(o.model);
+  const models::Decoder model(config, models::CheckpointSource::open(o.model), device_from_name(o.device),
+                              dtype_from_name(o.dtype));
+  lora::LoraAdapter adapter;
+  if (!o.adapter.empty()) {
+    adapter = lora::LoraAdapter::load(o.adapter, config, model.device(), model.dtype());
+    o.generation.adapter = &adapter;
+  }
+  o.generation.stop_strings = o.stop;
+  if (o.generation.eos_ids.empty()) {
+    for (int64_t id : config.eos_token_ids) o.generation.eos_ids.push_back(static_cast<int32_t>(id));
+    if (const auto eos = tokenizer.eos_id()) o.generation.eos_ids.push_back(*eos);
+    // Chat turns end with the template's end-of-turn token (ChatML's <|im_end|>, Llama 3's <|eot_id|>).
+    if (o.chat)
+      for (const char* end : {"<|im_end|>", "<|eot_id|>", "<|end|>"})
+        if (const auto id = tokenizer.token_to_id(end)) o.generation.eos_ids.push_back(*id);
+  }
+  if (o.chat) return run_chat(o, model, tokenizer);
+  if (o.prompt.empty()) fail("generate", "give a prompt with -p, or use --chat for a conversation on stdin");
+  print_summary(stream(model, tokenizer, tokenizer.encode(o.prompt, !o.no_special).ids, o.generation));
 }
 
 }  // namespace
@@ -54,7 +100,10 @@ void add_generate_command(CLI::App& app) {
   auto& s = o.generation.sampling;
   command->add_option("model", o.model, "model directory (config.json, safetensors, tokenizer.json)")
       ->required();
-  command->add_option("-p,--prompt", o.prompt, "the prompt text")->required();
+  command->add_option("-p,--prompt", o.prompt, "the prompt text (with --chat: the user's message)");
+  command->add_flag("--chat", o.chat,
+                    "apply the model's chat template (without -p: a conversation on stdin)");
+  command->add_option("--system", o.system, "system prompt for --chat");
   command->add_option("-n,--max-new-tokens", o.generation.max_new_tokens, "token limit")
       ->capture_default_str();
   command->add_option("--temperature", s.temperature, "0 for greedy")->capture_default_str();
@@ -67,6 +116,7 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--seed", s.seed, "random seed for sampling")->capture_default_str();
   command->add_option("--stop", o.stop, "stop when the text contains this (repeatable)");
   command->add_option("--eos", o.generation.eos_ids, "stop ids (default: the config's and tokenizer's EOS)");
+  command->add_option("--adapter", o.adapter, "apply this LoRA adapter folder (PEFT format), unmerged");
   command->add_flag("--no-special-tokens", o.no_special, "do not add the tokenizer's template tokens");
   command->add_option("--device", o.device, "cpu or cuda[:N]")->capture_default_str();
   command->add_option("--dtype", o.dtype, "f32, bf16 or f16")->capture_default_str();

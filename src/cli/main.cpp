@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   wick::cli::add_inspect_command(app);
   wick::cli::add_embed_command(app);
   wick::cli::add_generate_command(app);
+  wick::cli::add_train_command(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
