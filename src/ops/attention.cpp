@@ -76,6 +76,27 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
        },
        [](const AttentionCall& c) { cpu::attention(c.q, c.k, c.v, c.options, c.out, c.lse); }},
 #ifdef WICK_WITH_CUDA
+      {"cuda_flash_decode",
+       "cuda bf16/f16 tensors, head_dim 64 or 128, 16-byte-aligned rows with a unit last stride, q_len <= 16 "
+       "and at most 64 query rows per key/value head",
+       [](const AttentionCall& c) {
+         return on_cuda({&c.q, &c.k, &c.v}) &&
+                cuda::flash_attention_applies(cuda::FlashKind::decode, c.q, c.k, c.v) &&
+                cuda::flash_layout_supported(c.out, c.q) && c.lse.dtype() == DType::f32;
+       },
+       [](const AttentionCall& c) {
+         cuda::flash_attention(cuda::FlashKind::decode, c.q, c.k, c.v, c.options, c.out, c.lse);
+       }},
+      {"cuda_flash",
+       "cuda bf16/f16 tensors, head_dim 64 or 128, 16-byte-aligned rows with a unit last stride",
+       [](const AttentionCall& c) {
+         return on_cuda({&c.q, &c.k, &c.v}) &&
+                cuda::flash_attention_applies(cuda::FlashKind::prefill, c.q, c.k, c.v) &&
+                cuda::flash_layout_supported(c.out, c.q) && c.lse.dtype() == DType::f32;
+       },
+       [](const AttentionCall& c) {
+         cuda::flash_attention(cuda::FlashKind::prefill, c.q, c.k, c.v, c.options, c.out, c.lse);
+       }},
       {"cuda", "cuda tensors",
        [](const AttentionCall& c) {
          return on_cuda({&c.q, &c.k, &c.v});
@@ -111,6 +132,17 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
          cpu::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
        }},
 #ifdef WICK_WITH_CUDA
+      {"cuda_flash",
+       "cuda bf16/f16 tensors, head_dim 64 or 128, f32 lse, 16-byte-aligned rows with a unit last stride",
+       [](const AttentionBackwardCall& c) {
+         return on_cuda({&c.q, &c.k, &c.v, &c.out, &c.lse, &c.dout}) &&
+                cuda::flash_attention_backward_applies(c.q, c.k, c.v, c.out, c.lse, c.dout) &&
+                cuda::flash_layout_supported(c.dq, c.q) && cuda::flash_layout_supported(c.dk, c.q) &&
+                cuda::flash_layout_supported(c.dv, c.q);
+       },
+       [](const AttentionBackwardCall& c) {
+         cuda::flash_attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
+       }},
       {"cuda", "cuda tensors",
        [](const AttentionBackwardCall& c) {
          return on_cuda({&c.q, &c.k, &c.v, &c.out, &c.lse, &c.dout});
