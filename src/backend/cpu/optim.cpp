@@ -28,7 +28,7 @@ void adamw_step(const Tensor& param, const Tensor& grad, const Tensor& m, const 
     parallel_for(param.numel(), 16384, [&](int64_t begin, int64_t end) {
       for (int64_t i = begin; i < end; ++i) {
         const T gi = g[i] * gs;
-        pm[i] = b1 * pm[i] + (T(1) - b1) * gi;
+        pm[i] += (T(1) - b1) * (gi - pm[i]);  // PyTorch's lerp form, for the same rounding
         pv[i] = b2 * pv[i] + (T(1) - b2) * gi * gi;
         p[i] = p[i] * decay - step_size * pm[i] / (std::sqrt(pv[i]) / bias2_sqrt + eps);
       }

@@ -22,7 +22,7 @@ __global__ void adamw_kernel(T* p, const T* g, T* m, T* v, int64_t n, T lr_over_
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n;
        i += int64_t(gridDim.x) * blockDim.x) {
     const T gi = g[i] * grad_scale;
-    const T mi = b1 * m[i] + (T(1) - b1) * gi;
+    const T mi = m[i] + (T(1) - b1) * (gi - m[i]);  // PyTorch's lerp form, for the same rounding
     const T vi = b2 * v[i] + (T(1) - b2) * gi * gi;
     m[i] = mi;
     v[i] = vi;
