@@ -76,6 +76,26 @@ std::pair<Tensor, Tensor> KvCache::append_ragged(int64_t layer, const Tensor& k,
   return {keys_[layer].narrow(2, 0, longest), values_[layer].narrow(2, 0, longest)};
 }
 
+namespace {
+
+// Copies the tensors into one buffer, stacked along axis 0, and makes each a view of its block.
+void pack_rows(std::initializer_list<Tensor*> parts, Tensor& packed) {
+  int64_t rows = 0;
+  for (const Tensor* t : parts) rows += t->size(0);
+  Shape shape = (*parts.begin())->shape();
+  shape[0] = rows;
+  packed = Tensor::empty(shape, (*parts.begin())->dtype(), (*parts.begin())->device());
+  int64_t at = 0;
+  for (Tensor* t : parts) {
+    Tensor block = packed.narrow(0, at, t->size(0));
+    block.copy_(*t);
+    at += t->size(0);
+    *t = block;
+  }
+}
+
+}  // namespace
+
 Decoder::Decoder(const ModelConfig& config, const WeightSource& weights, Device device, DType dtype)
     : config_(config), device_(device), dtype_(dtype) {
   if (!config.is_decoder())
@@ -115,6 +135,10 @@ Decoder::Decoder(const ModelConfig& config, const WeightSource& weights, Device 
     l.gate_bias = maybe(config.mlp_bias, p + "mlp.gate_proj.bias", {inter});
     l.up_bias = maybe(config.mlp_bias, p + "mlp.up_proj.bias", {inter});
     l.down_bias = maybe(config.mlp_bias, p + "mlp.down_proj.bias", {hidden});
+    pack_rows({&l.q, &l.k, &l.v}, l.qkv);
+    pack_rows({&l.gate, &l.up}, l.gate_up);
+    if (config.attention_bias) pack_rows({&l.q_bias, &l.k_bias, &l.v_bias}, l.qkv_bias);
+    if (config.mlp_bias) pack_rows({&l.gate_bias, &l.up_bias}, l.gate_up_bias);
     layers_.push_back(std::move(l));
   }
 }
@@ -213,11 +237,26 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
                   : ops::linear(x, w, bias);
     };
     using lora::Projection;
+    const auto adapted = [&](Projection p) {
+      return adapter != nullptr && adapter->find(layer, p) != nullptr;
+    };
     const Tensor x = ops::rms_norm(h, l.input_norm, config_.rms_norm_eps);
-    const Tensor q = ops::rope(project(x, Projection::q).view({batch, 1, heads, dim}), rope).transpose(1, 2);
-    const Tensor k =
-        ops::rope(project(x, Projection::k).view({batch, 1, kv_heads, dim}), rope).transpose(1, 2);
-    const Tensor v = project(x, Projection::v).view({batch, 1, kv_heads, dim}).transpose(1, 2);
+    Tensor q, k, v;
+    if (!adapted(Projection::q) && !adapted(Projection::k) && !adapted(Projection::v)) {
+      // q, k and v from one product; the rotation of q and k in one pass.
+      const Tensor qkv = ops::linear(x, l.qkv, l.qkv_bias);
+      const Tensor rotated = ops::rope(
+          qkv.narrow(2, 0, (heads + kv_heads) * dim).reshape({batch, 1, heads + kv_heads, dim}), rope);
+      q = rotated.narrow(2, 0, heads).transpose(1, 2);
+      k = rotated.narrow(2, heads, kv_heads).transpose(1, 2);
+      v = qkv.narrow(2, (heads + kv_heads) * dim, kv_heads * dim)
+              .reshape({batch, 1, kv_heads, dim})
+              .transpose(1, 2);
+    } else {
+      q = ops::rope(project(x, Projection::q).view({batch, 1, heads, dim}), rope).transpose(1, 2);
+      k = ops::rope(project(x, Projection::k).view({batch, 1, kv_heads, dim}), rope).transpose(1, 2);
+      v = project(x, Projection::v).view({batch, 1, kv_heads, dim}).transpose(1, 2);
+    }
     ops::write_at_positions(cache.keys(layer), k, positions);
     ops::write_at_positions(cache.values(layer), v, positions);
     const Tensor attended = ops::attention(q, cache.keys(layer), cache.values(layer), attention)
@@ -225,9 +264,26 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
                                 .reshape({batch, 1, heads * dim});
     const auto mid = ops::rms_norm_residual(project(attended, Projection::o), h, l.post_attention_norm,
                                             config_.rms_norm_eps);
-    const Tensor mlp = project(ops::swiglu(project(mid.y, Projection::gate), project(mid.y, Projection::up)),
-                               Projection::down);
-    h = ops::add(mid.sum, mlp);
+    Tensor gated;
+    if (!adapted(Projection::gate) && !adapted(Projection::up)) {
+      const Tensor gate_up = ops::linear(mid.y, l.gate_up, l.gate_up_bias);
+      const int64_t inter = config_.intermediate_size;
+      gated = ops::swiglu(gate_up.narrow(2, 0, inter), gate_up.narrow(2, inter, inter));
+    } else {
+      gated = ops::swiglu(project(mid.y, Projection::gate), project(mid.y, Projection::up));
+    }
+    if (!adapted(Projection::down)) {
+      // The residual sum is accumulated by the product itself (beta = 1).
+      ops::GemmOptions accumulate;
+      accumulate.transpose_b = true;
+      accumulate.beta = 1.0;
+      accumulate.bias = l.down_bias;
+      ops::gemm(gated.reshape({batch, config_.intermediate_size}), l.down,
+                mid.sum.view({batch, config_.hidden_size}), accumulate);
+      h = mid.sum;
+    } else {
+      h = ops::add(mid.sum, project(gated, Projection::down));
+    }
   }
   const Tensor normed =
       ops::rms_norm(h.view({batch, config_.hidden_size}), final_norm_, config_.rms_norm_eps);

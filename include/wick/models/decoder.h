@@ -51,6 +51,9 @@ struct DecoderLayerWeights {
   Tensor q_bias, k_bias, v_bias, o_bias;  // undefined when absent
   Tensor gate, up, down;
   Tensor gate_bias, up_bias, down_bias;
+  // q, k and v are row blocks of one [q_out + 2·kv_out, in] matrix, gate and up of one [2·inter, in] matrix
+  // (biases likewise), so one product can compute them together.
+  Tensor qkv, qkv_bias, gate_up, gate_up_bias;
 };
 
 class Decoder {
