@@ -1,5 +1,5 @@
 // `wick train MODEL --data FILE`: LoRA fine-tuning of a Qwen2/Llama-family model. Options come from flags
-// and/or a config file (--config, TOML/INI keys named like the long flags). Writes the adapter (a PEFT
+// and/or a JSON config file (--config, keys named like the long flags). Writes the adapter (a PEFT
 // adapter folder) to --output, checkpoints beside it, the loss log (loss.csv) and a loss curve (loss.svg).
 #include <fmt/core.h>
 
@@ -17,6 +17,8 @@
 #include "wick/io/chat_template.h"
 #include "wick/io/tokenizer.h"
 #include "wick/train/trainer.h"
+
+#include <nlohmann/json.hpp>
 
 namespace wick::cli {
 namespace fs = std::filesystem;
@@ -68,6 +70,9 @@ void write_logs(const TrainCommand& c, const train::Trainer& trainer) {
 }
 
 void run_train(TrainCommand c) {
+  if (c.data.empty())
+    fail("train", "no training data: give --data FILE (on the command line or in the --config file)");
+  const std::vector<lora::Projection> targets = lora::parse_target_modules(c.targets);
   const Device device = device_from_name(c.device);
   const DType dtype =
       c.dtype == "auto" ? (device.is_cuda() ? DType::bf16 : DType::f32) : dtype_from_name(c.dtype);
@@ -100,7 +105,7 @@ void run_train(TrainCommand c) {
   lora.alpha = c.alpha;
   lora.dropout = c.dropout;
   lora.use_rslora = c.rslora;
-  lora.targets = lora::parse_target_modules(c.targets);
+  lora.targets = targets;
   if (c.init != "kaiming" && c.init != "gaussian")
     fail("train", "--init must be kaiming or gaussian, got '{}'", c.init);
   lora.init = c.init == "gaussian" ? lora::InitMethod::gaussian : lora::InitMethod::kaiming_uniform;
@@ -161,16 +166,52 @@ void run_train(TrainCommand c) {
              tokens / std::max(seconds, 1e-9), c.output, c.output);
 }
 
+// Options from a JSON object whose keys are long option names, for every option not given on the command
+// line.
+void apply_config_file(CLI::App& cmd, const std::string& path) {
+  std::ifstream in(path);
+  if (!in) fail("train", "{}: cannot open the config file", path);
+  nlohmann::json config;
+  try {
+    config = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    fail("train", "{}: not valid JSON: {}", path, e.what());
+  }
+  if (!config.is_object()) fail("train", "{}: expected a JSON object of option names and values", path);
+  for (const auto& [key, value] : config.items()) {
+    CLI::Option* option = nullptr;
+    try {
+      option = cmd.get_option("--" + key);
+    } catch (const CLI::OptionNotFound&) {
+      fail("train", "{}: '{}' is not an option of wick train (see wick train --help)", path, key);
+    }
+    if (key == "config") fail("train", "{}: a config file cannot name another config file", path);
+    if (option->count() > 0) continue;  // the command line wins
+    std::vector<std::string> values;
+    for (const auto& item : value.is_array() ? value : nlohmann::json::array({value}))
+      values.push_back(item.is_string() ? item.get<std::string>() : item.dump());
+    try {
+      for (const auto& v : values) option->add_result(v);
+      option->run_callback();
+    } catch (const CLI::Error& e) {
+      fail("train", "{}: option '{}': {}", path, key, e.what());
+    }
+  }
+}
+
 }  // namespace
 
 void add_train_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("train", "Fine-tune a LoRA adapter on a Qwen2/Llama-family model");
   static TrainCommand c;
   auto& o = c.options;
-  cmd->set_config("--config", "", "read options from a TOML/INI file (keys: the long option names)");
+  static std::string config_file;
+  cmd->add_option(
+      "--config", config_file,
+      "JSON file of options, keys named like the long flags (\"lr\": 1e-4, \"targets\": [...]); flags given "
+      "on the command line win");
   cmd->add_option("model", c.model, "model directory (config.json, safetensors, tokenizer.json)")->required();
-  cmd->add_option("--data", c.data, "training data, JSONL: {\"text\"}, alpaca or {\"messages\"} records")
-      ->required();
+  cmd->add_option("--data", c.data, "training data, JSONL: {\"text\"}, alpaca or {\"messages\"} records");
   cmd->add_option("--format", c.format, "auto, text, alpaca or chat")->capture_default_str();
   cmd->add_option("--validation-data", c.validation_data, "validation JSONL (else --validation-fraction)");
   cmd->add_option("--validation-fraction", c.validation_fraction, "share of --data held out")
@@ -211,7 +252,10 @@ void add_train_command(CLI::App& app) {
   cmd->add_option("--device", c.device, "cpu or cuda[:N]")->capture_default_str();
   cmd->add_option("--dtype", c.dtype, "auto (bf16 on cuda, f32 on cpu), f32, bf16, f16")
       ->capture_default_str();
-  cmd->callback([] { run_train(c); });
+  cmd->callback([cmd] {
+    if (!config_file.empty()) apply_config_file(*cmd, config_file);
+    run_train(c);
+  });
 }
 
 }  // namespace wick::cli

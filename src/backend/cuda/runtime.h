@@ -8,8 +8,9 @@ namespace wick::cuda {
 // The stream ops on `device` are enqueued on now.
 cudaStream_t stream_for(int device);
 
-// The GEMM workspace of a stream (gemm.cpp): made before a graph capture starts on that stream, so the capture
-// never allocates it (an allocation made inside a capture belongs to the graph), and dropped with the stream.
+// The GEMM workspace of a stream (gemm.cpp): made before a graph capture starts on that stream, so the
+// capture never allocates it (an allocation made inside a capture belongs to the graph), and dropped with the
+// stream.
 void reserve_gemm_workspace(int device, cudaStream_t stream);
 void release_gemm_workspace(int device, cudaStream_t stream);
 
