@@ -140,7 +140,8 @@ RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const
   return result;
 }
 
-RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps) {
+RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
+                               bool weight_grad) {
   constexpr std::string_view op = "rms_norm_backward";
   check_defined(op, "weight", weight);
   check_norm_args(op, x, weight, Tensor(), eps);
@@ -148,7 +149,7 @@ RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tens
   check_shape(op, "dy", dy, x.shape());
   check_same_device(op, {{"x", &x}, {"dy", &dy}});
   RmsNormGrads grads{Tensor::empty(x.shape(), x.dtype(), x.device()),
-                     Tensor::empty(weight.shape(), accumulate_dtype(x), x.device())};
+                     weight_grad ? Tensor::empty(weight.shape(), accumulate_dtype(x), x.device()) : Tensor()};
   static const std::vector<Implementation<RmsNormBackwardCall>> table = {
       {"cpu", "cpu tensors",
        [](const RmsNormBackwardCall& c) {

@@ -68,11 +68,17 @@ Tensor project(const Context& c, int64_t layer, Projection p, const Tensor& x, P
   return y;
 }
 
-// Returns dx; adds the LoRA gradients into c.grads.
+// Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
+// c.grads.
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
-                        const Tensor& dy) {
+                        const Tensor& dy, const Tensor& into = Tensor()) {
   const Tensor w = c.model.projection(layer, p).first;
-  Tensor dx = ops::matmul(dy, w);
+  Tensor dx = into;
+  if (into.defined()) {
+    ops::gemm(dy, w, into, gemm_options(false, false, 1.0, 1.0));
+  } else {
+    dx = ops::matmul(dy, w);
+  }
   const lora::LoraPair* pair = c.adapter ? c.adapter->find(layer, p) : nullptr;
   if (!pair) return dx;
   const lora::LoraPair* grad = c.grads->find(layer, p);
@@ -152,9 +158,9 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const Tensor dswiglu = project_backward(c, i, Projection::down, s.down, dout);
   const auto dmlp = ops::swiglu_backward(s.gate_out, s.up_out, dswiglu);
   Tensor dy = project_backward(c, i, Projection::gate, s.gate, dmlp.dgate);
-  dy = ops::add(dy, project_backward(c, i, Projection::up, s.up, dmlp.dup));
+  dy = project_backward(c, i, Projection::up, s.up, dmlp.dup, dy);
   const Tensor dsum =
-      ops::add(dout, ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps).dx);
+      ops::add(dout, ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps, false).dx);
   const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);
   ops::AttentionOptions attention;
   attention.causal = true;
@@ -164,9 +170,9 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const Tensor dk = ops::rope_backward(datt.dk.transpose(1, 2), rope).reshape({b * t, kv_heads * dim});
   const Tensor dv = datt.dv.transpose(1, 2).reshape({b * t, kv_heads * dim});
   Tensor dx = project_backward(c, i, Projection::q, s.q, dq);
-  dx = ops::add(dx, project_backward(c, i, Projection::k, s.k, dk));
-  dx = ops::add(dx, project_backward(c, i, Projection::v, s.v, dv));
-  return ops::add(dsum, ops::rms_norm_backward(s.h, l.input_norm, dx, cfg.rms_norm_eps).dx);
+  dx = project_backward(c, i, Projection::k, s.k, dk, dx);
+  dx = project_backward(c, i, Projection::v, s.v, dv, dx);
+  return ops::add(dsum, ops::rms_norm_backward(s.h, l.input_norm, dx, cfg.rms_norm_eps, false).dx);
 }
 
 void check_batch(const models::Decoder& model, const Batch& batch) {
@@ -211,7 +217,7 @@ double forward_backward(const models::Decoder& model, const lora::LoraAdapter& a
   auto head = ops::linear_cross_entropy(normed, model.lm_head(),
                                         batch.targets.to(model.device()).view({rows}), kIgnoreIndex, true);
   Tensor dnormed = options.loss_weight == 1.0 ? head.dhidden : ops::scale(head.dhidden, options.loss_weight);
-  Tensor dh = ops::rms_norm_backward(h, model.final_norm(), dnormed, cfg.rms_norm_eps).dx;
+  Tensor dh = ops::rms_norm_backward(h, model.final_norm(), dnormed, cfg.rms_norm_eps, false).dx;
   for (int64_t i = layers - 1; i >= 0; --i) {
     BlockSaved& s = saved[static_cast<size_t>(i)];
     if (options.checkpointing) {

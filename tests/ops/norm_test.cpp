@@ -217,3 +217,21 @@ TEST(Norm, BadInputs) {
 
 }  // namespace
 }  // namespace wick
+
+namespace wick::test {
+namespace {
+
+TEST(RmsNormBackward, WithoutTheWeightGradientGivesTheSameDx) {
+  Generator gen = fresh_generator();
+  for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
+    const Tensor x = randn(gen, {37, 96}, dtype), w = randn(gen, {96}, dtype),
+                 dy = randn(gen, {37, 96}, dtype);
+    const auto full = ops::rms_norm_backward(x, w, dy, 1e-6);
+    const auto frozen = ops::rms_norm_backward(x, w, dy, 1e-6, false);
+    EXPECT_FALSE(frozen.dweight.defined());
+    EXPECT_EQ(values(frozen.dx), values(full.dx)) << dtype_name(dtype);
+  }
+}
+
+}  // namespace
+}  // namespace wick::test

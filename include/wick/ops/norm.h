@@ -19,7 +19,9 @@ struct RmsNormGrads {
   Tensor dx;
   Tensor dweight;  // f32 (f64 for f64 inputs)
 };
-RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps);
+// weight_grad = false (a frozen weight) leaves dweight undefined and skips its reduction.
+RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
+                               bool weight_grad = true);
 
 // y = (x − mean) / sqrt(var + eps) · weight + bias; weight and bias are optional (undefined tensors).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);

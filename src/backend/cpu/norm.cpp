@@ -67,6 +67,7 @@ void rms_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tensor
     }
   });
   out.commit();
+  if (!dweight.defined()) return;  // a frozen weight: no gradient asked for
   OutputBuffer<T> dw(dweight);
   T* dws = dw.data();
   parallel_for(cols, 64, [&](int64_t begin, int64_t end) {

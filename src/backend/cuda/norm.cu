@@ -87,7 +87,7 @@ __global__ void rms_norm_backward_kernel(const T* x, const T* weight, const T* d
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
       const A xv = load_as<A>(xr + j), gv = load_as<A>(gr + j);
       dx[row * cols + j] = store_as<T>(rstd * (gv * load_as<A>(weight + j) - xv * coef));
-      partial[blockIdx.x * cols + j] += gv * xv * rstd;
+      if (partial) partial[blockIdx.x * cols + j] += gv * xv * rstd;
     }
   }
 }
@@ -232,22 +232,24 @@ void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, 
   const int64_t rows = row_count(x), cols = x.size(-1);
   DeviceGuard guard(x.device().index);
   if (rows == 0) {
-    dweight.fill_(0.0);
+    if (dweight.defined()) dweight.fill_(0.0);
     return;
   }
   const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous(),
                gd = dy.to(x.dtype()).contiguous();
-  const int64_t groups = partial_groups(x);
-  const Tensor partial = Tensor::zeros({groups, cols}, dweight.dtype(), x.device());
+  // Without a weight gradient (a frozen weight) there are no partial sums to keep: one block per row.
+  const bool weight_grad = dweight.defined();
+  const int64_t groups = weight_grad ? partial_groups(x) : std::min<int64_t>(rows, 65535);
+  const Tensor partial = weight_grad ? Tensor::zeros({groups, cols}, dweight.dtype(), x.device()) : Tensor();
   with_float_type(x.dtype(), "rms_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     using A = typename Accumulate<T>::type;
     rms_norm_backward_kernel<T, A><<<static_cast<unsigned>(groups), row_threads(cols), 0, stream_of(x)>>>(
-        ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd), ptr<T>(dx), ptr<A>(partial), rows, cols,
-        static_cast<A>(eps));
+        ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd), ptr<T>(dx),
+        weight_grad ? ptr<A>(partial) : nullptr, rows, cols, static_cast<A>(eps));
   });
   check_launch("rms_norm_backward");
-  reduce_partials(partial, dweight);
+  if (weight_grad) reduce_partials(partial, dweight);
 }
 
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y) {
