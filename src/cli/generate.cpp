@@ -3,7 +3,9 @@
 #include <fmt/core.h>
 
 #include <cstdio>
+#include <fstream>
 #include <iostream>
+#include <optional>
 
 #include "cli/commands.h"
 #include "wick/error.h"
@@ -14,7 +16,7 @@ namespace wick::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, adapter, system, device = "cpu", dtype = "f32";
+  std::string model, prompt, prompts_file, adapter, system, device = "cpu", dtype = "f32";
   std::vector<std::string> stop;
   generate::GenerationOptions generation;
   bool no_special = false, chat = false;
@@ -40,6 +42,43 @@ generate::GenerationResult stream(const models::Decoder& model, const io::Tokeni
   });
   std::fputc('\n', stdout);
   return result;
+}
+
+// Several prompts, one per line of a file, generated together; one JSON line per prompt on stdout.
+void run_batch(const GenerateOptions& o, const models::Decoder& model, const io::Tokenizer& tokenizer) {
+  std::ifstream in(o.prompts_file);
+  if (!in) fail("generate", "{}: cannot open the prompts file", o.prompts_file);
+  std::optional<io::ChatTemplate> chat;
+  if (o.chat) chat.emplace(io::ChatTemplate::load(o.model));
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> prompts;
+  for (std::string line; std::getline(in, line);) {
+    if (line.empty()) continue;
+    texts.push_back(line);
+    if (chat) {
+      nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+      if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+      messages.push_back({{"role", "user"}, {"content", line}});
+      prompts.push_back(tokenizer.encode(chat->render(messages, true), false).ids);
+    } else {
+      prompts.push_back(tokenizer.encode(line, !o.no_special).ids);
+    }
+  }
+  if (prompts.empty()) fail("generate", "{}: no prompts (one per line)", o.prompts_file);
+  const auto results = generate::generate_batch(model, &tokenizer, prompts, o.generation);
+  int64_t generated = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    generated += static_cast<int64_t>(results[i].tokens.size());
+    fmt::print("{}\n", nlohmann::json{{"prompt", texts[i]},
+                                      {"text", results[i].text},
+                                      {"tokens", results[i].tokens.size()},
+                                      {"stop", results[i].stop_reason}}
+                           .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
+  fmt::print(
+      stderr, "[{} prompts; {} tokens generated in {:.3f} s ({:.1f} tok/s)]\n", results.size(), generated,
+      results[0].decode_seconds,
+      results[0].decode_seconds > 0 ? static_cast<double>(generated) / results[0].decode_seconds : 0.0);
 }
 
 // Chat: the conversation goes through the model's chat template. With a prompt, one reply; without, turns are
@@ -86,6 +125,7 @@ void run_generate(GenerateOptions o) {
       for (const char* end : {"<|im_end|>", "<|eot_id|>", "<|end|>"})
         if (const auto id = tokenizer.token_to_id(end)) o.generation.eos_ids.push_back(*id);
   }
+  if (!o.prompts_file.empty()) return run_batch(o, model, tokenizer);
   if (o.chat) return run_chat(o, model, tokenizer);
   if (o.prompt.empty()) fail("generate", "give a prompt with -p, or use --chat for a conversation on stdin");
   print_summary(stream(model, tokenizer, tokenizer.encode(o.prompt, !o.no_special).ids, o.generation));
@@ -101,6 +141,8 @@ void add_generate_command(CLI::App& app) {
   command->add_option("model", o.model, "model directory (config.json, safetensors, tokenizer.json)")
       ->required();
   command->add_option("-p,--prompt", o.prompt, "the prompt text (with --chat: the user's message)");
+  command->add_option("-i,--prompts", o.prompts_file,
+                      "a file of prompts, one per line, generated together; JSON lines out");
   command->add_flag("--chat", o.chat,
                     "apply the model's chat template (without -p: a conversation on stdin)");
   command->add_option("--system", o.system, "system prompt for --chat");

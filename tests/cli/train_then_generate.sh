@@ -33,6 +33,12 @@ diff <(cut -d, -f1-6 "$work/straight.csv") <(cut -d, -f1-6 "$work/run/loss.csv")
 grep -q "generated" "$work/out"
 "$wick" generate "$model" --adapter "$work/run" --chat -p "Tell me about Mia." -n 8 --temperature 0 > "$work/chat" 2>&1
 grep -q "prompt tokens" "$work/chat"
+# Several prompts at once: one JSON line each, the same text as each prompt alone.
+printf 'Tom saw\nMia was\n\nA big\n' > "$work/prompts.txt"
+"$wick" generate "$model" --adapter "$work/run" -i "$work/prompts.txt" -n 8 --temperature 0 > "$work/batch.jsonl" 2> /dev/null
+test "$(wc -l < "$work/batch.jsonl")" -eq 3
+alone=$("$wick" generate "$model" --adapter "$work/run" -p "Mia was" -n 8 --temperature 0 2> /dev/null | head -c -1)
+python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; assert rows[1]["prompt"] == "Mia was"; assert rows[1]["text"] == sys.argv[2], (rows[1]["text"], sys.argv[2])' "$work/batch.jsonl" "$alone"
 # Bad input: one clear error each, non-zero exit.
 printf '{"text": "fine"}\n{"text": oops}\n' > "$work/bad.jsonl"
 if "$wick" train "$model" --data "$work/bad.jsonl" -o "$work/bad" 2> "$work/err"; then exit 1; fi
