@@ -379,10 +379,11 @@ class Lexer {
       if (h >= 'a' && h <= 'f') v = h - 'a' + 10;
       if (h >= 'A' && h <= 'F') v = h - 'A' + 10;
       if (v < 0)
-        fail(literal_begin,
-             fmt::format("truncated \\{} escape in string literal", digits == 2   ? "xXX"
-                                                                    : digits == 4 ? "uXXXX"
-                                                                                  : "UXXXXXXXX"));
+        fail(literal_begin, fmt::format("truncated \\{} escape in string literal (expected {} hex digits)",
+                                        digits == 2   ? 'x'
+                                        : digits == 4 ? 'u'
+                                                      : 'U',
+                                        digits));
       code = code * 16 + static_cast<uint32_t>(v);
       ++pos_;
     }
