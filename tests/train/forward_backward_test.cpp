@@ -103,7 +103,8 @@ void expect_gradients_match_finite_differences(double dropout) {
     return loss;
   };
   // A spread of parameters across both layers and all projections. Central differences with h = 1e-5 on a
-  // loss near 6 carry ~1e-10 of rounding, hence the 1e-4 floor under the relative error.
+  // loss near 6 carry ~1e-10 of rounding and truncation, hence the 1e-4 floor and the 1e-5 bound (a wrong
+  // gradient is off by order 1).
   const int64_t n = adapter.flat().numel();
   double worst = 0;
   for (int64_t j = 0; j < 48; ++j) {
@@ -113,7 +114,7 @@ void expect_gradients_match_finite_differences(double dropout) {
     const double error = std::abs(numeric - analytic[static_cast<size_t>(index)]) /
                          std::max(1e-4, std::abs(numeric) + std::abs(analytic[static_cast<size_t>(index)]));
     worst = std::max(worst, error);
-    EXPECT_LT(error, 1e-6) << "parameter " << index << ": numeric " << numeric << ", analytic "
+    EXPECT_LT(error, 1e-5) << "parameter " << index << ": numeric " << numeric << ", analytic "
                            << analytic[static_cast<size_t>(index)];
   }
   ::testing::Test::RecordProperty("worst_relative_error", std::to_string(worst));
