@@ -27,7 +27,26 @@ struct Sequence {
   GenerationResult result;
   bool done = false;
   int32_t last = 0;
+  size_t emitted = 0;  // bytes of result.text already streamed
 };
+
+// Bytes at the end of `text` that could be the start of a stop string: they are held back from streaming
+// until the next pieces show whether the stop string follows.
+size_t held_back(const std::string& text, const std::vector<std::string>& stops) {
+  size_t hold = 0;
+  for (const auto& stop : stops)
+    for (size_t n = std::min(stop.size() - (stop.empty() ? 0 : 1), text.size()); n > hold; --n)
+      if (text.compare(text.size() - n, n, stop, 0, n) == 0) {
+        hold = n;
+        break;
+      }
+  return hold;
+}
+
+void emit_to(Sequence& s, size_t end, const std::function<void(std::string_view)>& on_text) {
+  if (end > s.emitted && on_text) on_text(std::string_view(s.result.text).substr(s.emitted, end - s.emitted));
+  s.emitted = std::max(s.emitted, end);
+}
 
 void check_prompt(const models::ModelConfig& config, const std::vector<int32_t>& prompt,
                   const GenerationOptions& options, size_t index, bool batched) {
@@ -64,14 +83,14 @@ void accept(Sequence& s, int32_t id, const GenerationOptions& options,
       const size_t from = before >= stop.size() ? before - stop.size() + 1 : 0;
       const size_t at = s.result.text.find(stop, from);
       if (at != std::string::npos) {
-        if (on_text && at > before) on_text(std::string_view(s.result.text).substr(before, at - before));
+        emit_to(s, at, on_text);
         s.result.text.resize(at);
         s.result.stop_reason = "stop string";
         s.done = true;
         return;
       }
     }
-    if (on_text && !piece.empty()) on_text(piece);
+    emit_to(s, s.result.text.size() - held_back(s.result.text, options.stop_strings), on_text);
   }
   if (static_cast<int64_t>(s.result.tokens.size()) >= options.max_new_tokens) {
     s.result.stop_reason = "max tokens";
@@ -81,9 +100,8 @@ void accept(Sequence& s, int32_t id, const GenerationOptions& options,
 
 void finish(Sequence& s, const std::function<void(std::string_view)>& on_text) {
   if (s.stream && s.result.stop_reason != "stop string") {
-    const std::string rest = s.stream->flush();
-    s.result.text += rest;
-    if (on_text && !rest.empty()) on_text(rest);
+    s.result.text += s.stream->flush();
+    emit_to(s, s.result.text.size(), on_text);
   }
 }
 
