@@ -1,5 +1,7 @@
 // BERT forward with the device-agnostic ops. Embeddings: word + position + token type, then LayerNorm. Each
-// layer (post-norm): h = LN(h + dense(attention(q, k, v))), h = LN(h + dense(gelu(dense(h)))). Right-padded
+// layer (post-norm): h = LN(h + dense(attention(q, k, v))), h = LN(h + dense(gelu(dense(h)))). q, k and v
+// come from one packed product and reach the attention as strided views of it; the attention's output is
+// already [batch, seq, hidden]; both residual sums are accumulated by their products (beta = 1). Right-padded
 // rows become per-row key lengths for the attention, which masks the padding keys exactly as the reference's
 // additive mask does; padded query rows are computed too, as in the reference.
 #include "wick/models/bert.h"
@@ -8,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include "wick/cuda.h"
 #include "wick/error.h"
 #include "wick/ops.h"
 
@@ -28,6 +31,17 @@ std::vector<int64_t> row_lengths(const Tensor& mask, int64_t batch, int64_t seq)
     lengths[b] = n;
   }
   return lengths;
+}
+
+// Ids on the host, each checked against the table it indexes.
+std::vector<int64_t> checked_ids(const Tensor& t, int64_t limit, std::string_view what) {
+  const std::vector<int64_t> values = t.to(Device::cpu()).to_vector<int64_t>();
+  const int64_t seq = t.size(1);
+  for (size_t i = 0; i < values.size(); ++i)
+    if (values[i] < 0 || values[i] >= limit)
+      fail("bert", "{} {} at row {}, position {} is outside [0, {})", what, values[i],
+           static_cast<int64_t>(i) / seq, static_cast<int64_t>(i) % seq, limit);
+  return values;
 }
 
 }  // namespace
@@ -66,12 +80,20 @@ BertEncoder::BertEncoder(const ModelConfig& config, const WeightSource& weights,
     l.output_bias = load(p + "output.dense.bias", {hidden});
     l.output_norm = load(p + "output.LayerNorm.weight", {hidden});
     l.output_norm_bias = load(p + "output.LayerNorm.bias", {hidden});
+    pack_rows({&l.q, &l.k, &l.v}, l.qkv);
+    pack_rows({&l.q_bias, &l.k_bias, &l.v_bias}, l.qkv_bias);
     layers_.push_back(std::move(l));
   }
 }
 
-Tensor BertEncoder::forward(const Tensor& ids, const Tensor& attention_mask,
-                            const Tensor& token_type_ids) const {
+struct BertEncoder::Captured {
+  Inputs in;  // the buffers the graph reads; each call copies its inputs into them
+  Tensor result;
+  std::unique_ptr<cuda::Graph> graph;
+};
+
+BertEncoder::Inputs BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
+                                         const Tensor& token_type_ids) const {
   if (ids.dim() != 2) fail("bert", "ids must be [batch, seq], got {}", ids.str());
   const int64_t batch = ids.size(0), seq = ids.size(1);
   if (seq > config_.max_position_embeddings)
@@ -80,55 +102,110 @@ Tensor BertEncoder::forward(const Tensor& ids, const Tensor& attention_mask,
        {std::pair{"attention_mask", &attention_mask}, {"token_type_ids", &token_type_ids}})
     if (t->defined() && t->shape() != ids.shape())
       fail("bert", "{} must have the shape of ids {}, got {}", name, shape_str(ids.shape()), t->str());
-  const int64_t heads = config_.num_attention_heads, dim = config_.head_dim, hidden = config_.hidden_size;
+  const std::vector<int64_t> id_values = checked_ids(ids, config_.vocab_size, "token id");
+  std::vector<int64_t> type_values(static_cast<size_t>(batch * seq), 0);
+  if (token_type_ids.defined())
+    type_values = checked_ids(token_type_ids, config_.type_vocab_size, "token type");
+  const std::vector<int64_t> lengths =
+      attention_mask.defined() ? row_lengths(attention_mask, batch, seq) : std::vector<int64_t>(batch, seq);
   std::vector<int64_t> positions(seq);
+  std::vector<float> mask(static_cast<size_t>(batch * seq));
   for (int64_t s = 0; s < seq; ++s) positions[s] = s;
-  const Tensor types = token_type_ids.defined() ? token_type_ids.to(device_)
-                                                : Tensor::zeros({batch, seq}, DType::i64, device_);
-  Tensor h = ops::add(ops::add(ops::embedding(word_embeddings_, ids.to(device_)),
-                               ops::embedding(token_type_embeddings_, types)),
-                      ops::embedding(position_embeddings_, Tensor::from_vector(positions, {seq}, device_)));
-  h = ops::layer_norm(h, embedding_norm_, embedding_norm_bias_, config_.layer_norm_eps);
-  ops::AttentionOptions attention;
-  attention.causal = false;
-  if (attention_mask.defined())
-    attention.kv_lengths = Tensor::from_vector(row_lengths(attention_mask, batch, seq), {batch}, device_);
-  for (const BertLayerWeights& l : layers_) {
-    auto heads_of = [&](const Tensor& w, const Tensor& b) {
-      return ops::linear(h, w, b).view({batch, seq, heads, dim}).transpose(1, 2);
-    };
-    const Tensor context =
-        ops::attention(heads_of(l.q, l.q_bias), heads_of(l.k, l.k_bias), heads_of(l.v, l.v_bias), attention)
-            .out.transpose(1, 2)
-            .reshape({batch, seq, hidden});
-    h = ops::layer_norm(ops::add(ops::linear(context, l.attention_out, l.attention_out_bias), h),
-                        l.attention_norm, l.attention_norm_bias, config_.layer_norm_eps);
-    const Tensor inner = ops::gelu(ops::linear(h, l.intermediate, l.intermediate_bias));
-    h = ops::layer_norm(ops::add(ops::linear(inner, l.output, l.output_bias), h), l.output_norm,
-                        l.output_norm_bias, config_.layer_norm_eps);
-  }
-  return h.to(DType::f32);
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t s = 0; s < seq; ++s) mask[b * seq + s] = s < lengths[b] ? 1.0f : 0.0f;
+  return {Tensor::from_vector(id_values, {batch, seq}, device_),
+          Tensor::from_vector(type_values, {batch, seq}, device_),
+          Tensor::from_vector(positions, {seq}, device_), Tensor::from_vector(lengths, {batch}, device_),
+          Tensor::from_vector(mask, {batch, seq}, device_)};
 }
 
-Tensor BertEncoder::embed(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids,
-                          Pooling pooling, bool normalize) const {
-  const Tensor hidden = forward(ids, attention_mask, token_type_ids);  // f32 [batch, seq, H]
+Tensor BertEncoder::encode(const Inputs& in) const {
+  const int64_t batch = in.ids.size(0), seq = in.ids.size(1), tokens = batch * seq;
+  const int64_t heads = config_.num_attention_heads, dim = config_.head_dim, hidden = config_.hidden_size;
+  const double eps = config_.layer_norm_eps;
+  Tensor h = ops::add(ops::add(ops::embedding_unchecked(word_embeddings_, in.ids),
+                               ops::embedding_unchecked(token_type_embeddings_, in.types)),
+                      ops::embedding_unchecked(position_embeddings_, in.positions));
+  h = ops::layer_norm(h, embedding_norm_, embedding_norm_bias_, eps).view({tokens, hidden});
+  ops::AttentionOptions attention;
+  attention.causal = false;
+  attention.kv_lengths = in.lengths;
+  ops::GemmOptions residual;  // h += x·Wᵀ + b, in place
+  residual.transpose_b = true;
+  residual.beta = 1.0;
+  for (const BertLayerWeights& l : layers_) {
+    const Tensor qkv = ops::linear(h, l.qkv, l.qkv_bias).view({batch, seq, 3, heads, dim});
+    const auto part = [&](int64_t i) { return qkv.select(2, i).transpose(1, 2); };
+    const Tensor context =
+        ops::attention(part(0), part(1), part(2), attention).out.transpose(1, 2).reshape({tokens, hidden});
+    residual.bias = l.attention_out_bias;
+    ops::gemm(context, l.attention_out, h, residual);
+    h = ops::layer_norm(h, l.attention_norm, l.attention_norm_bias, eps);
+    const Tensor inner = ops::gelu(ops::linear(h, l.intermediate, l.intermediate_bias));
+    residual.bias = l.output_bias;
+    ops::gemm(inner, l.output, h, residual);
+    h = ops::layer_norm(h, l.output_norm, l.output_norm_bias, eps);
+  }
+  return h.view({batch, seq, hidden});
+}
+
+Tensor BertEncoder::pool(const Tensor& hidden_state, const Inputs& in, Pooling pooling,
+                         bool normalize) const {
+  const Tensor hidden = hidden_state.to(DType::f32);
   const int64_t batch = hidden.size(0), seq = hidden.size(1), width = hidden.size(2);
   Tensor pooled;
   if (pooling == Pooling::cls) {
     pooled = hidden.select(1, 0).contiguous();
   } else {
     // Σ_s mask[b, s]·h[b, s, :] / Σ_s mask[b, s], as one batched product [b, 1, seq]·[b, seq, H].
-    const Tensor mask = attention_mask.defined() ? attention_mask.to(DType::f32).to(device_)
-                                                 : Tensor::full({batch, seq}, 1.0, DType::f32, device_);
-    const Tensor sums = ops::matmul(mask.view({batch, 1, seq}), hidden).view({batch, width});
-    const Tensor counts = ops::sum_to_shape(mask, {batch, 1});
-    pooled = ops::div(sums, counts);
+    const Tensor sums = ops::matmul(in.mask.view({batch, 1, seq}), hidden).view({batch, width});
+    pooled = ops::div(sums, ops::sum_to_shape(in.mask, {batch, 1}));
   }
   if (!normalize) return pooled;
   // x / ‖x‖ = rms_norm(x) / sqrt(width)
   const Tensor ones = Tensor::full({width}, 1.0 / std::sqrt(static_cast<double>(width)), DType::f32, device_);
   return ops::rms_norm(pooled, ones, 0.0);
+}
+
+Tensor BertEncoder::forward(const Tensor& ids, const Tensor& attention_mask,
+                            const Tensor& token_type_ids) const {
+  return encode(prepare(ids, attention_mask, token_type_ids)).to(DType::f32);
+}
+
+Tensor BertEncoder::embed(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids,
+                          Pooling pooling, bool normalize) const {
+  const Inputs in = prepare(ids, attention_mask, token_type_ids);
+  if (device_.is_cuda() && in.ids.numel() <= kGraphTokens) return embed_captured(in, pooling, normalize);
+  return pool(encode(in), in, pooling, normalize);
+}
+
+// A shape seen once runs eagerly (varying shapes never pay for captures); seen again, it is captured, and
+// replayed from then on. At most kMaxGraphs shapes keep graphs; others keep running eagerly.
+Tensor BertEncoder::embed_captured(const Inputs& in, Pooling pooling, bool normalize) const {
+  const GraphKey key{in.ids.size(0), in.ids.size(1), pooling, normalize};
+  std::lock_guard<std::mutex> lock(graphs_mutex_);
+  auto found = graphs_.find(key);
+  if (found == graphs_.end()) {
+    if (++shapes_seen_[key] < 2 || graphs_.size() >= kMaxGraphs)
+      return pool(encode(in), in, pooling, normalize);
+    auto captured = std::make_shared<Captured>();
+    captured->in = in;  // the graph reads these buffers from now on
+    // Made before the capture: a graph whose own allocation outlives it could not be launched again.
+    captured->result = Tensor::empty({in.ids.size(0), config_.hidden_size}, DType::f32, device_);
+    captured->graph = std::make_unique<cuda::Graph>(device_.index);
+    captured->graph->begin();
+    captured->result.copy_(pool(encode(captured->in), captured->in, pooling, normalize));
+    captured->graph->end();
+    found = graphs_.emplace(key, std::move(captured)).first;
+  } else {
+    const Inputs& buffers = found->second->in;
+    buffers.ids.copy_(in.ids);
+    buffers.types.copy_(in.types);
+    buffers.lengths.copy_(in.lengths);
+    buffers.mask.copy_(in.mask);
+  }
+  found->second->graph->replay();
+  return found->second->result.clone();
 }
 
 }  // namespace wick::models

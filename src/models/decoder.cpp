@@ -76,26 +76,6 @@ std::pair<Tensor, Tensor> KvCache::append_ragged(int64_t layer, const Tensor& k,
   return {keys_[layer].narrow(2, 0, longest), values_[layer].narrow(2, 0, longest)};
 }
 
-namespace {
-
-// Copies the tensors into one buffer, stacked along axis 0, and makes each a view of its block.
-void pack_rows(std::initializer_list<Tensor*> parts, Tensor& packed) {
-  int64_t rows = 0;
-  for (const Tensor* t : parts) rows += t->size(0);
-  Shape shape = (*parts.begin())->shape();
-  shape[0] = rows;
-  packed = Tensor::empty(shape, (*parts.begin())->dtype(), (*parts.begin())->device());
-  int64_t at = 0;
-  for (Tensor* t : parts) {
-    Tensor block = packed.narrow(0, at, t->size(0));
-    block.copy_(*t);
-    at += t->size(0);
-    *t = block;
-  }
-}
-
-}  // namespace
-
 Decoder::Decoder(const ModelConfig& config, const WeightSource& weights, Device device, DType dtype)
     : config_(config), device_(device), dtype_(dtype) {
   if (!config.is_decoder())

@@ -38,4 +38,19 @@ Tensor CheckpointSource::load(const std::string& name, const Shape& expected, De
   return checkpoint_.load(name, device, dtype);
 }
 
+void pack_rows(std::initializer_list<Tensor*> parts, Tensor& packed) {
+  int64_t rows = 0;
+  for (const Tensor* t : parts) rows += t->size(0);
+  Shape shape = (*parts.begin())->shape();
+  shape[0] = rows;
+  packed = Tensor::empty(shape, (*parts.begin())->dtype(), (*parts.begin())->device());
+  int64_t at = 0;
+  for (Tensor* t : parts) {
+    Tensor block = packed.narrow(0, at, t->size(0));
+    block.copy_(*t);
+    at += t->size(0);
+    *t = block;
+  }
+}
+
 }  // namespace wick::models

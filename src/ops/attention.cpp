@@ -61,13 +61,22 @@ DType lse_dtype(const Tensor& q) {
   return q.dtype() == DType::f64 ? DType::f64 : DType::f32;
 }
 
+// The output is laid out as q is: when q is a [batch, seq, heads, dim] projection viewed as [batch, heads,
+// seq, dim], so is the output, and the caller's transpose back to [batch, seq, heads·dim] needs no copy.
+Tensor output_like(const Tensor& q) {
+  const int64_t batch = q.size(0), heads = q.size(1), seq = q.size(2), dim = q.size(3);
+  const bool sequence_major = heads > 1 && seq > 1 && q.stride(1) < q.stride(2);
+  if (!sequence_major) return Tensor::empty(q.shape(), q.dtype(), q.device());
+  return Tensor::empty({batch, seq, heads, dim}, q.dtype(), q.device()).transpose(1, 2);
+}
+
 }  // namespace
 
 AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
                           const AttentionOptions& options) {
   constexpr std::string_view op = "attention";
   check_qkv(op, q, k, v, options);
-  AttentionResult result{Tensor::empty(q.shape(), q.dtype(), q.device()),
+  AttentionResult result{output_like(q),
                          Tensor::empty({q.size(0), q.size(1), q.size(2)}, lse_dtype(q), q.device())};
   static const std::vector<Implementation<AttentionCall>> table = {
       {"cpu", "cpu tensors",
@@ -88,7 +97,7 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
          cuda::flash_attention(cuda::FlashKind::decode, c.q, c.k, c.v, c.options, c.out, c.lse);
        }},
       {"cuda_flash",
-       "cuda bf16/f16 tensors, head_dim 64 or 128, 16-byte-aligned rows with a unit last stride",
+       "cuda bf16/f16 tensors, head_dim 32, 64 or 128, 16-byte-aligned rows with a unit last stride",
        [](const AttentionCall& c) {
          return on_cuda({&c.q, &c.k, &c.v}) &&
                 cuda::flash_attention_applies(cuda::FlashKind::prefill, c.q, c.k, c.v) &&
@@ -120,9 +129,7 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
   check_shape(op, "dout", dout, q.shape());
   check_shape(op, "lse", lse, {q.size(0), q.size(1), q.size(2)});
   check_same_device(op, {{"q", &q}, {"out", &out}, {"lse", &lse}, {"dout", &dout}});
-  AttentionGrads grads{Tensor::empty(q.shape(), q.dtype(), q.device()),
-                       Tensor::empty(k.shape(), k.dtype(), k.device()),
-                       Tensor::empty(v.shape(), v.dtype(), v.device())};
+  AttentionGrads grads{output_like(q), output_like(k), output_like(v)};
   static const std::vector<Implementation<AttentionBackwardCall>> table = {
       {"cpu", "cpu tensors",
        [](const AttentionBackwardCall& c) {

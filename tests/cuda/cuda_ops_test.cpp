@@ -142,6 +142,29 @@ TEST_P(Cuda, ActivationsAndSwiglu) {
   expect_close(g.dup, r.dup);
 }
 
+// Rows of whole 16-byte vectors take the vectorized kernels (16-bit types), also for the row-strided halves
+// of a packed [gate; up] product.
+TEST_P(Cuda, VectorizedActivationsSwigluAndAdd) {
+  const Tensor x = input({7, 336}, 3.0), dy = input({7, 336}), packed = input({3, 5, 2 * 336});
+  expect_close(ops::gelu(on_gpu(x)), ops::gelu(x));
+  expect_close(ops::silu(on_gpu(x)), ops::silu(x));
+  expect_close(ops::gelu_backward(on_gpu(x), on_gpu(dy)), ops::gelu_backward(x, dy));
+  expect_close(ops::add(on_gpu(x), on_gpu(dy)), ops::add(x, dy));
+  const Tensor gate = packed.narrow(2, 0, 336), up = packed.narrow(2, 336, 336);
+  const Tensor g = on_gpu(packed);
+  expect_close(ops::swiglu(g.narrow(2, 0, 336), g.narrow(2, 336, 336)), ops::swiglu(gate, up));
+  expect_close(ops::swiglu(g.narrow(2, 336, 336), g.narrow(2, 0, 336)), ops::swiglu(up, gate));
+}
+
+TEST_P(Cuda, LayerNormShortAndLongRows) {
+  for (int64_t cols : {8, 384, 1000, 4096}) {
+    const Tensor x = input({37, cols}, 2.0), w = input({cols}), b = input({cols});
+    expect_close(ops::layer_norm(on_gpu(x), on_gpu(w), on_gpu(b), 1e-12), ops::layer_norm(x, w, b, 1e-12));
+    expect_close(ops::layer_norm(on_gpu(x), Tensor(), Tensor(), 1e-5),
+                 ops::layer_norm(x, Tensor(), Tensor(), 1e-5));
+  }
+}
+
 TEST_P(Cuda, ElementwiseBroadcastAndSumToShape) {
   const Tensor a = input({4, 1, 9}), b = non_contiguous(input({5, 9}));
   expect_close(ops::add(on_gpu(a), on_gpu(b)), ops::add(a, b));

@@ -1,11 +1,12 @@
 // The flash attention kernels (cuda_flash, cuda_flash_decode and the flash backward) forced through the op's
 // selection table, against the CPU op in f64 on the same rounded inputs: fresh random data, odd lengths,
-// grouped KV heads, causal and not, query offsets, padded batches, strided views, head_dim 64 and 128, bf16
-// and f16. Tolerances (relative L2 error): out ≤ tolerance(dtype) (1e-2 bf16, 3e-3 f16: P is rounded to the
-// input dtype before P·V, everything else accumulates in f32); lse ≤ 1e-5 relative (f32 throughout, the -inf
-// of fully masked rows must match exactly); dq/dk/dv ≤ 2·tolerance(dtype) (dS is rounded to the input dtype,
-// and rowsum(dO∘O) uses the rounded forward output). With WICK_ATTENTION_BENCH=1, FlashAttentionBench.Table
-// times the op on fixed shapes (scripts/gpu-attention.sh). Skips cleanly where no CUDA device is present.
+// grouped KV heads, causal and not, query offsets, padded batches, strided views, head_dim 32 (forward
+// only), 64 and 128, bf16 and f16. Tolerances (relative L2 error): out ≤ tolerance(dtype) (1e-2 bf16, 3e-3
+// f16: P is rounded to the input dtype before P·V, everything else accumulates in f32); lse ≤ 1e-5 relative
+// (f32 throughout, the -inf of fully masked rows must match exactly); dq/dk/dv ≤ 2·tolerance(dtype) (dS is
+// rounded to the input dtype, and rowsum(dO∘O) uses the rounded forward output). With WICK_ATTENTION_BENCH=1,
+// FlashAttentionBench.Table times the op on fixed shapes (scripts/gpu-attention.sh). Skips cleanly where no
+// CUDA device is present.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -203,7 +204,7 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, FlashAttention, ::testing::Values(DType::bf16, 
 
 std::vector<Case> forward_cases() {
   std::vector<Case> cases;
-  for (int64_t d : {64, 128}) {
+  for (int64_t d : {32, 64, 128}) {
     cases.push_back({1, 2, 2, 1, 1, d});
     cases.push_back({2, 4, 4, 17, 17, d});
     cases.push_back({1, 14, 2, 100, 100, d, false});                   // 7 query heads per kv head
@@ -280,6 +281,10 @@ TEST_P(FlashAttention, EveryTileMatchesReference) {
     if (std::string(tile).starts_with("wgmma") && !hopper()) continue;
     ScopedVariable variable("WICK_FLASH_TILE", tile);
     SCOPED_TRACE(tile);
+    if (!std::string(tile).starts_with("wgmma")) {  // head_dim 32 (BERT-style): the mma.sync tiles
+      check_forward({2, 6, 3, 257, 257, 32, true, -1, {200, 257}, NAN, true}, "cuda_flash");
+      check_forward({3, 12, 12, 128, 128, 32, false, -1, {128, 17, 100}, NAN, true}, "cuda_flash");
+    }
     for (int64_t d : {64, 128}) {
       check_forward({2, 6, 3, 257, 257, d, true, -1, {200, 257}, NAN, true}, "cuda_flash");
       check_forward({1, 4, 4, 130, 190, d, false}, "cuda_flash");
@@ -326,10 +331,14 @@ TEST_P(FlashAttention, SelectedByDefaultAndReferenceStillForcible) {
   }
   EXPECT_LE(relative(reference.out, flash.out.to(Device::cpu()).to(DType::f64)), 2 * tolerance(dtype()));
   // What the kernels do not take is refused by name, never silently run elsewhere.
-  const Tensor q32 = Tensor::zeros({1, 2, 3, 32}, dtype(), gpu);
+  const Tensor q48 = Tensor::zeros({1, 2, 3, 48}, dtype(), gpu);
   ForceAttention force("cuda_flash", "cuda_flash");
-  expect_error([&] { ops::attention(q32, q32, q32); },
+  expect_error([&] { ops::attention(q48, q48, q48); },
                {"[attention] forced implementation 'cuda_flash' cannot run this call"});
+  const Tensor q32 = Tensor::zeros({1, 2, 3, 32}, dtype(), gpu);  // head_dim 32 has no flash backward
+  const ops::AttentionResult r32 = ops::attention(q32, q32, q32);
+  expect_error([&] { ops::attention_backward(q32, q32, q32, r32.out, r32.lse, q32); },
+               {"[attention_backward] forced implementation 'cuda_flash' cannot run this call"});
   const Tensor q64 = Tensor::zeros({1, 2, 3, 64}, DType::f32, gpu);
   expect_error([&] { ops::attention(q64, q64, q64); }, {"'cuda_flash' cannot run this call"});
 }

@@ -47,6 +47,16 @@ TEST(Bert, BadInputsAreClearErrors) {
         model.forward(ids, Tensor::full({1, 3}, 1, DType::i64));
       },
       {"[bert]", "attention_mask must have the shape of ids [1, 4]"});
+  expect_error(
+      [&] {
+        model.embed(Tensor::from_vector<int64_t>({1, 2, 300, 3}, {1, 4}));
+      },
+      {"[bert]", "token id 300 at row 0, position 2 is outside [0, 300)"});
+  expect_error(
+      [&] {
+        model.embed(ids, Tensor(), Tensor::from_vector<int64_t>({0, 0, 2, 0}, {1, 4}));
+      },
+      {"[bert]", "token type 2 at row 0, position 2 is outside [0, 2)"});
 }
 
 }  // namespace

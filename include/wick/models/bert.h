@@ -2,6 +2,10 @@
 // transformer layers with GELU, padded batches through the attention mask, and sentence pooling.
 #pragma once
 
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
 #include <vector>
 
 #include "wick/models/config.h"
@@ -13,6 +17,8 @@ namespace wick::models {
 enum class Pooling { mean, cls };
 
 struct BertLayerWeights {
+  // q, k and v are views of one packed [3·hidden, hidden] weight (and bias): one product for the three.
+  Tensor qkv, qkv_bias;
   Tensor q, q_bias, k, k_bias, v, v_bias, attention_out, attention_out_bias, attention_norm,
       attention_norm_bias;
   Tensor intermediate, intermediate_bias, output, output_bias, output_norm, output_norm_bias;
@@ -33,18 +39,39 @@ class BertEncoder {
                  const Tensor& token_type_ids = Tensor()) const;
 
   // Sentence embeddings f32 [batch, hidden]: mask-aware mean over tokens (or the first token with cls), then
-  // L2-normalised when `normalize`.
+  // L2-normalised when `normalize`. On a GPU, an input shape of at most kGraphTokens tokens seen a second
+  // time is captured as a CUDA graph and replayed from then on (one launch instead of ~60); calls are then
+  // serialized per encoder.
   Tensor embed(const Tensor& ids, const Tensor& attention_mask = Tensor(),
                const Tensor& token_type_ids = Tensor(), Pooling pooling = Pooling::mean,
                bool normalize = true) const;
 
+  static constexpr int64_t kGraphTokens = 4096;
+  static constexpr size_t kMaxGraphs = 8;
+
  private:
+  // Validated inputs on the model's device: ids and token types [batch, seq], positions [seq], per-row token
+  // counts [batch] and the 0/1 mask as f32 [batch, seq].
+  struct Inputs {
+    Tensor ids, types, positions, lengths, mask;
+  };
+  struct Captured;  // one input shape's graph and the buffers it reads and writes
+  using GraphKey = std::tuple<int64_t, int64_t, Pooling, bool>;
+
+  Inputs prepare(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids) const;
+  Tensor encode(const Inputs& in) const;  // last hidden state [batch, seq, hidden] in the model's dtype
+  Tensor pool(const Tensor& hidden, const Inputs& in, Pooling pooling, bool normalize) const;
+  Tensor embed_captured(const Inputs& in, Pooling pooling, bool normalize) const;
+
   ModelConfig config_;
   Device device_;
   DType dtype_;
   Tensor word_embeddings_, position_embeddings_, token_type_embeddings_, embedding_norm_,
       embedding_norm_bias_;
   std::vector<BertLayerWeights> layers_;
+  mutable std::mutex graphs_mutex_;
+  mutable std::map<GraphKey, int> shapes_seen_;
+  mutable std::map<GraphKey, std::shared_ptr<Captured>> graphs_;
 };
 
 }  // namespace wick::models

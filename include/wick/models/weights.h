@@ -2,6 +2,7 @@
 // out.
 #pragma once
 
+#include <initializer_list>
 #include <map>
 #include <string>
 
@@ -67,5 +68,9 @@ class RandomWeights final : public WeightSource {
 // The shared check: `actual` must equal `expected` for tensor `name` from `origin`.
 void check_weight_shape(const std::string& origin, const std::string& name, const Shape& actual,
                         const Shape& expected);
+
+// Copies the tensors into one new buffer `packed`, stacked along axis 0, and makes each a view of its block:
+// projections that read the same input become one product.
+void pack_rows(std::initializer_list<Tensor*> parts, Tensor& packed);
 
 }  // namespace wick::models

@@ -19,7 +19,7 @@ struct AttentionOptions {
 };
 
 struct AttentionResult {
-  Tensor out;  // [batch, q_heads, q_len, head_dim], q's dtype
+  Tensor out;  // [batch, q_heads, q_len, head_dim], q's dtype and layout (sequence-major when q is)
   Tensor
       lse;  // [batch, q_heads, q_len] f32 (f64 for f64): log-sum-exp of the scaled scores, for the backward
 };

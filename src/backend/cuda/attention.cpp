@@ -58,7 +58,9 @@ void attention(const Tensor& q, const Tensor& k, const Tensor& v_in, const ops::
   const Tensor lse_f32 =
       lse.dtype() == DType::f32 ? lse : Tensor::empty(lse.shape(), DType::f32, lse.device());
   const Tensor p = probabilities(qd, kd, v, lse_f32);
-  cuda::gemm(tall(p, v), vd, tall(out, v), options(false, false, 1.0));
+  const Tensor od = out.is_contiguous() ? out : Tensor::empty(out.shape(), out.dtype(), out.device());
+  cuda::gemm(tall(p, v), vd, tall(od, v), options(false, false, 1.0));
+  if (od.data_ptr() != out.data_ptr()) out.copy_(od);
   if (lse_f32.data_ptr() != lse.data_ptr()) lse.copy_(lse_f32);
 }
 
@@ -71,13 +73,20 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v_in, co
   const Tensor qd = q.contiguous(), kd = k.contiguous(), vd = v_in.contiguous(), gd = dout.contiguous();
   const Tensor scratch_lse = Tensor::empty({v.batch, v.q_heads, v.q_len}, DType::f32, q.device());
   const Tensor p = probabilities(qd, kd, v, scratch_lse);
-  cuda::gemm(tall(p, v), tall(gd, v), dv, options(true, false, 1.0));
+  // The products write dense results; strided gradients are filled from them at the end.
+  auto dense = [](const Tensor& t) {
+    return t.is_contiguous() ? t : Tensor::empty(t.shape(), t.dtype(), t.device());
+  };
+  const Tensor dqd = dense(dq), dkd = dense(dk), dvd = dense(dv);
+  cuda::gemm(tall(p, v), tall(gd, v), dvd, options(true, false, 1.0));
   Tensor dp = Tensor::empty(p.shape(), p.dtype(), p.device());
   cuda::gemm(tall(gd, v), vd, tall(dp, v), options(false, true, 1.0));
   Tensor ds = Tensor::empty(p.shape(), p.dtype(), p.device());
   cuda::softmax_backward(p, dp, ds, false);
-  cuda::gemm(tall(ds, v), kd, tall(dq, v), options(false, false, v.scale));
-  cuda::gemm(tall(ds, v), tall(qd, v), dk, options(true, false, v.scale));
+  cuda::gemm(tall(ds, v), kd, tall(dqd, v), options(false, false, v.scale));
+  cuda::gemm(tall(ds, v), tall(qd, v), dkd, options(true, false, v.scale));
+  for (const auto& [target, result] : {std::pair{&dq, &dqd}, {&dk, &dkd}, {&dv, &dvd}})
+    if (result->data_ptr() != target->data_ptr()) target->copy_(*result);
 }
 
 }  // namespace wick::cuda

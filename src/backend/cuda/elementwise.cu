@@ -75,6 +75,75 @@ __global__ void swiglu_kernel(const T* gate, const T* up, const T* dy, T* out0, 
   }
 }
 
+// 16-bit rows in 16-byte vectors: each thread loads whole vectors, so the kernels run at copy speed. Rows
+// are `cols` wide with their own row strides (a narrowed half of a packed [gate; up] product needs no copy).
+struct VectorRows {
+  int64_t vectors_per_row;  // cols / 8
+  int64_t stride[3];        // row strides in elements: two inputs (or input and dy), output
+  __device__ __forceinline__ int64_t offset(int64_t i, int which) const {
+    return (i / vectors_per_row) * stride[which] + (i % vectors_per_row) * 8;
+  }
+};
+
+template <typename T>
+__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) v[i] = to_float(e[i]);
+}
+
+template <typename T>
+__device__ __forceinline__ void store8(T* p, const float (&v)[8]) {
+  uint4 raw;
+  T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < 8; ++i) e[i] = from_float<T>(v[i]);
+  *reinterpret_cast<uint4*>(p) = raw;
+}
+
+template <typename T>
+__global__ void unary_vector_kernel(Unary kind, const T* x, const T* dy, T* out, int64_t vectors) {
+  WICK_GRID_STRIDE_LOOP(i, vectors) {
+    float v[8], r[8];
+    load8(x + i * 8, v);
+    if (dy) {
+      float g[8];
+      load8(dy + i * 8, g);
+#pragma unroll
+      for (int e = 0; e < 8; ++e) r[e] = g[e] * activation_derivative(kind, v[e]);
+    } else {
+#pragma unroll
+      for (int e = 0; e < 8; ++e) r[e] = activation(kind, v[e]);
+    }
+    store8(out + i * 8, r);
+  }
+}
+
+template <typename T>
+__global__ void swiglu_vector_kernel(const T* gate, const T* up, T* out, VectorRows rows, int64_t vectors) {
+  WICK_GRID_STRIDE_LOOP(i, vectors) {
+    float g[8], u[8];
+    load8(gate + rows.offset(i, 0), g);
+    load8(up + rows.offset(i, 1), u);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) g[e] = activation(Unary::silu, g[e]) * u[e];
+    store8(out + rows.offset(i, 2), g);
+  }
+}
+
+template <typename T>
+__global__ void add_vector_kernel(const T* a, const T* b, T* out, int64_t vectors) {
+  WICK_GRID_STRIDE_LOOP(i, vectors) {
+    float x[8], y[8];
+    load8(a + i * 8, x);
+    load8(b + i * 8, y);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) x[e] += y[e];
+    store8(out + i * 8, x);
+  }
+}
+
 template <typename T, typename A, typename Index>
 __global__ void binary_kernel(Binary kind, const T* a, const T* b, T* out, Broadcast layout, int64_t n) {
   WICK_GRID_STRIDE_LOOP(i, n) {
@@ -141,9 +210,62 @@ unsigned grid_for(int64_t n) {
   return static_cast<unsigned>(std::min<int64_t>(ceil_div(n, 256), 65536));
 }
 
+bool vector_aligned(const Tensor& t) {
+  return t.defined() && (t.dtype() == DType::bf16 || t.dtype() == DType::f16) &&
+         reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+// Dense 16-bit tensors of a whole number of 16-byte vectors.
+bool dense_vectors(std::initializer_list<const Tensor*> tensors) {
+  for (const Tensor* t : tensors)
+    if (t->defined() && (!vector_aligned(*t) || !t->is_contiguous() || t->numel() % 8 != 0)) return false;
+  return true;
+}
+
+// The row stride of t seen as [rows, t.size(-1)] with a unit last stride (leading axes collapsing into one
+// row axis), or -1.
+int64_t row_stride(const Tensor& t) {
+  if (t.dim() == 0 || t.stride(-1) != 1) return -1;
+  if (t.dim() == 1) return t.size(0);
+  for (int64_t axis = 0; axis + 2 < t.dim(); ++axis)
+    if (t.size(axis) > 1 && t.stride(axis) != t.size(axis + 1) * t.stride(axis + 1)) return -1;
+  return t.stride(-2);
+}
+
+// gate, up and out as 16-byte-aligned rows of whole vectors, with row strides.
+bool vector_rows(const Tensor& gate, const Tensor& up, const Tensor& out, VectorRows& rows) {
+  const int64_t cols = gate.size(-1);
+  if (gate.numel() == 0 || cols % 8 != 0) return false;
+  const Tensor* ts[3] = {&gate, &up, &out};
+  for (int i = 0; i < 3; ++i) {
+    rows.stride[i] = row_stride(*ts[i]);
+    if (!vector_aligned(*ts[i]) || rows.stride[i] < 0 || rows.stride[i] % 8 != 0) return false;
+  }
+  rows.vectors_per_row = cols / 8;
+  return true;
+}
+
+template <typename F>
+void with_half_type(DType dtype, F&& body) {
+  if (dtype == DType::bf16)
+    body(__nv_bfloat16{});
+  else
+    body(__half{});
+}
+
 }  // namespace
 
 void unary(Unary kind, const Tensor& x, const Tensor& y) {
+  if (dense_vectors({&x, &y})) {
+    const int64_t vectors = x.numel() / 8;
+    with_half_type(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      unary_vector_kernel<T>
+          <<<grid_for(vectors), 256, 0, stream_of(x)>>>(kind, ptr<const T>(x), nullptr, ptr<T>(y), vectors);
+    });
+    check_launch("activation");
+    return;
+  }
   const Tensor xd = x.contiguous();
   with_float_type(x.dtype(), "activation", [&](auto tag) {
     using T = decltype(tag);
@@ -154,6 +276,16 @@ void unary(Unary kind, const Tensor& x, const Tensor& y) {
 }
 
 void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor& dx) {
+  if (dense_vectors({&x, &dy, &dx})) {
+    const int64_t vectors = x.numel() / 8;
+    with_half_type(x.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      unary_vector_kernel<T><<<grid_for(vectors), 256, 0, stream_of(x)>>>(
+          kind, ptr<const T>(x), ptr<const T>(dy), ptr<T>(dx), vectors);
+    });
+    check_launch("activation_backward");
+    return;
+  }
   const Tensor xd = x.contiguous(), gd = dy.contiguous();
   with_float_type(x.dtype(), "activation_backward", [&](auto tag) {
     using T = decltype(tag);
@@ -164,6 +296,17 @@ void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor&
 }
 
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y) {
+  VectorRows rows{};
+  if (vector_rows(gate, up, y, rows)) {
+    const int64_t vectors = gate.numel() / 8;
+    with_half_type(gate.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      swiglu_vector_kernel<T><<<grid_for(vectors), 256, 0, stream_of(gate)>>>(
+          ptr<const T>(gate), ptr<const T>(up), ptr<T>(y), rows, vectors);
+    });
+    check_launch("swiglu");
+    return;
+  }
   const Tensor gd = gate.contiguous(), ud = up.contiguous();
   with_float_type(gate.dtype(), "swiglu", [&](auto tag) {
     using T = decltype(tag);
@@ -187,6 +330,16 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, con
 void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out) {
   const int64_t n = out.numel();
   if (n == 0) return;
+  if (kind == Binary::add && a.shape() == out.shape() && b.shape() == out.shape() &&
+      dense_vectors({&a, &b, &out})) {
+    with_half_type(out.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      add_vector_kernel<T>
+          <<<grid_for(n / 8), 256, 0, stream_of(out)>>>(ptr<const T>(a), ptr<const T>(b), ptr<T>(out), n / 8);
+    });
+    check_launch("binary");
+    return;
+  }
   if (out.dim() > kMaxRank) raise("binary", "CUDA elementwise ops support rank <= 8, got " + out.str());
   const Tensor ae = a.expand(out.shape()), be = b.expand(out.shape());
   Broadcast layout{};

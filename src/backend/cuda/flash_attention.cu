@@ -345,7 +345,7 @@ int find_tile(std::string_view name) {
 // 64-row blocks where 128-row blocks would not fill the multiprocessors.
 int default_tile(FlashKind kind, int64_t rows, int64_t head_dim, int64_t heads, int device) {
   if (kind == FlashKind::decode) return rows <= 16 ? 0 : 1;
-  if (ceil_div(rows, 128) * heads < multiprocessors(device)) return 1;
+  if (head_dim == 32 || ceil_div(rows, 128) * heads < multiprocessors(device)) return 1;
   if (sm90_forward_available(device)) return head_dim == 128 ? kWgmmaTile + 1 : kWgmmaTile;
   return head_dim == 128 ? 4 : 1;
 }
@@ -372,7 +372,7 @@ bool flash_attention_applies(FlashKind kind, const Tensor& q, const Tensor& k, c
   if (!q.device().is_cuda()) return false;
   if (q.dtype() != DType::bf16 && q.dtype() != DType::f16) return false;
   const int64_t d = q.size(3);
-  if (d != 64 && d != 128) return false;
+  if (d != 64 && d != 128 && !(d == 32 && kind == FlashKind::prefill)) return false;
   if (!flash_layout_supported(q, q) || !flash_layout_supported(k, q) || !flash_layout_supported(v, q))
     return false;
   const int64_t rows = q.size(1) / k.size(1) * q.size(2);
@@ -422,6 +422,7 @@ void flash_attention(FlashKind kind, const Tensor& q, const Tensor& k, const Ten
                                                 : default_tile(kind, p.g.rows, d, batch * kv_heads, device);
   if (tile >= kWgmmaTile && !sm90_forward_available(device))
     raise("attention", "the wgmma flash tile needs an sm_90 device and sm_90a code in this build");
+  if (tile >= kWgmmaTile && d == 32) raise("attention", "the wgmma flash tiles take head_dim 64 or 128");
   const ForwardTile& shape = kForwardTiles[tile];
   const int64_t block_rows = 16 * shape.warps * shape.m_tiles;
   const int64_t m_tiles = ceil_div(p.g.rows, block_rows);
@@ -461,7 +462,9 @@ void flash_attention(FlashKind kind, const Tensor& q, const Tensor& k, const Ten
     }
   };
   auto with_dim = [&](auto tag) {
-    if (d == 64)
+    if (d == 32)
+      launch(tag, std::integral_constant<int, 32>{});
+    else if (d == 64)
       launch(tag, std::integral_constant<int, 64>{});
     else
       launch(tag, std::integral_constant<int, 128>{});

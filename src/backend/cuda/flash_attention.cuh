@@ -98,9 +98,11 @@ __device__ __forceinline__ void accumulator_as_a(uint32_t (&a)[4], const float (
 // ---- shared-memory tiles ----
 
 // A tile of rows of D 16-bit elements; each row's 16-byte chunks are XOR-swizzled by the row's low three bits
-// so that the eight row addresses of an ldmatrix (and the chunk writes of cp.async) hit distinct banks.
+// so that the eight row addresses of an ldmatrix (and the chunk writes of cp.async) hit distinct banks. Rows
+// of 32 elements (64 bytes) pair up in one 128-byte bank line, so there the swizzle uses the pair index.
 template <int D>
 __device__ __forceinline__ int swizzled(int row, int chunk) {
+  if constexpr (D == 32) return row * D + ((chunk ^ ((row >> 1) & 3)) << 3);
   return row * D + ((chunk ^ (row & 7)) << 3);
 }
 

@@ -421,7 +421,7 @@ Strides strides_of(const Tensor& t) {
 bool flash_attention_backward_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                                       const Tensor& lse, const Tensor& dout) {
   // Grid rows: key blocks of 64 and query blocks of 64 (the smallest tiles) each fit the 65535 limit.
-  if (ceil_div(k.size(2), 64) > 65535) return false;
+  if (ceil_div(k.size(2), 64) > 65535 || q.size(3) == 32) return false;  // head_dim 32: forward only
   return flash_attention_applies(FlashKind::prefill, q, k, v) && flash_layout_supported(out, q) &&
          flash_layout_supported(dout, q) && lse.dtype() == DType::f32 && lse.device() == q.device();
 }

@@ -1,9 +1,10 @@
 // RMSNorm and LayerNorm over the last axis, one block per row: a block reduction for the statistics, then the
-// write (the second read of the row hits L1/L2). The fused residual form adds the residual, stores the
-// rounded sum, and normalizes that stored value, exactly as the unfused "sum = x + r; rms_norm(sum)" would.
-// Backward: dx per row in one block; the weight/bias gradients are summed deterministically in two stages —
-// each of G blocks owns a strip of rows and accumulates its partial sums in its own row of a [G, cols]
-// buffer, then one thread per column adds the G partials in a fixed order.
+// write (the second read of the row hits L1/L2); short LayerNorm rows take one warp each instead. The fused
+// residual form adds the residual, stores the rounded sum, and normalizes that stored value, exactly as the
+// unfused "sum = x + r; rms_norm(sum)" would. Backward: dx per row in one block; the weight/bias gradients
+// are summed deterministically in two stages — each of G blocks owns a strip of rows and accumulates its
+// partial sums in its own row of a [G, cols] buffer, then one thread per column adds the G partials in a
+// fixed order.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/row_cache.cuh"
@@ -110,6 +111,61 @@ __global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, T*
     if (weight) v *= load_as<A>(weight + j);
     if (bias) v += load_as<A>(bias + j);
     y[row * cols + j] = store_as<T>(v);
+  }
+}
+
+// LayerNorm of short rows (at most 32·K 16-byte vectors, e.g. BERT's 384 or 768 columns): one warp per row
+// holding it in registers, eight rows a block, warp-shuffle reductions only. One read and one write per row.
+constexpr int kLayerNormWarps = 8;
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kLayerNormWarps * 32)
+    layer_norm_warp_kernel(const T* x, const T* weight, const T* bias, T* y, int64_t rows, int64_t cols,
+                           float eps) {
+  constexpr int E = vector_elements<T>;
+  const int64_t row = blockIdx.x * int64_t(kLayerNormWarps) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t vectors = cols / E;
+  auto load = [&](const T* base, int j, float(&out)[E]) {
+    const uint4 raw = reinterpret_cast<const uint4*>(base)[lane + 32 * j];
+    const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < E; ++i) out[i] = to_float(e[i]);
+  };
+  float v[K][E];
+  float sum = 0.0f;
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    if (lane + 32 * j >= vectors) continue;
+    load(x + row * cols, j, v[j]);
+#pragma unroll
+    for (int i = 0; i < E; ++i) sum += v[j][i];
+  }
+  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
+  const float mean = sum / static_cast<float>(cols);
+  float var = 0.0f;
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    if (lane + 32 * j >= vectors) continue;
+#pragma unroll
+    for (int i = 0; i < E; ++i) var += (v[j][i] - mean) * (v[j][i] - mean);
+  }
+  for (int offset = 16; offset > 0; offset /= 2) var += __shfl_xor_sync(0xffffffffu, var, offset);
+  const float rstd = rsqrtf(var / static_cast<float>(cols) + eps);
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    if (lane + 32 * j >= vectors) continue;
+    float w[E], b[E];
+#pragma unroll
+    for (int i = 0; i < E; ++i) w[i] = 1.0f, b[i] = 0.0f;
+    if (weight) load(weight, j, w);
+    if (bias) load(bias, j, b);
+    uint4 raw;
+    T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int i = 0; i < E; ++i) e[i] = from_float<T>((v[j][i] - mean) * rstd * w[i] + b[i]);
+    reinterpret_cast<uint4*>(y + row * cols)[lane + 32 * j] = raw;
   }
 }
 
@@ -259,9 +315,27 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, doubl
   const Tensor xd = x.contiguous();
   const Tensor wd = weight.defined() ? weight.to(x.dtype()).contiguous() : Tensor();
   const Tensor bd = bias.defined() ? bias.to(x.dtype()).contiguous() : Tensor();
+  // Warp-per-row kernel: rows of at most 32·8 vectors, everything 16-byte aligned.
+  const int64_t per_vector = x.dtype() == DType::f64 ? 0 : 16 / static_cast<int64_t>(dtype_size(x.dtype()));
+  bool aligned = per_vector > 0 && cols % per_vector == 0 && cols / per_vector <= 32 * 8;
+  for (const Tensor* t : {&xd, &wd, &bd, &y})
+    if (t->defined() && reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0) aligned = false;
   with_float_type(x.dtype(), "layer_norm", [&](auto tag) {
     using T = decltype(tag);
     using A = typename Accumulate<T>::type;
+    if constexpr (!std::is_same_v<T, double>) {
+      if (aligned) {
+        const int64_t vectors = cols / per_vector;
+        const int k = vectors <= 32 ? 1 : vectors <= 64 ? 2 : vectors <= 128 ? 4 : 8;
+        const auto blocks = static_cast<unsigned>(ceil_div(rows, int64_t{kLayerNormWarps}));
+        with_vectors_per_thread(k, [&](auto kt) {
+          layer_norm_warp_kernel<T, decltype(kt)::value><<<blocks, kLayerNormWarps * 32, 0, stream_of(x)>>>(
+              ptr<const T>(xd), wd.defined() ? ptr<const T>(wd) : nullptr,
+              bd.defined() ? ptr<const T>(bd) : nullptr, ptr<T>(y), rows, cols, static_cast<float>(eps));
+        });
+        return;
+      }
+    }
     layer_norm_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
         ptr<const T>(xd), wd.defined() ? ptr<const T>(wd) : nullptr,
         bd.defined() ? ptr<const T>(bd) : nullptr, ptr<T>(y), cols, static_cast<A>(eps));
