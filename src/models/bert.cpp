@@ -6,6 +6,7 @@
 // additive mask does; padded query rows are computed too, as in the reference.
 #include "wick/models/bert.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -87,36 +88,45 @@ BertEncoder::BertEncoder(const ModelConfig& config, const WeightSource& weights,
 }
 
 struct BertEncoder::Captured {
-  Inputs in;  // the buffers the graph reads; each call copies its inputs into them
+  Inputs in;  // the buffer the graph reads; each call copies its inputs into it
   Tensor result;
   std::unique_ptr<cuda::Graph> graph;
 };
 
-BertEncoder::Inputs BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
-                                         const Tensor& token_type_ids) const {
+BertEncoder::Inputs BertEncoder::Inputs::views_of(const Tensor& packed, int64_t batch, int64_t seq) {
+  const int64_t tokens = batch * seq;
+  return {packed,
+          packed.narrow(0, 0, tokens).view({batch, seq}),
+          packed.narrow(0, tokens, tokens).view({batch, seq}),
+          packed.narrow(0, 2 * tokens, tokens).view({batch, seq}),
+          packed.narrow(0, 3 * tokens, batch),
+          packed.narrow(0, 3 * tokens + batch, seq)};
+}
+
+Tensor BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
+                            const Tensor& token_type_ids) const {
   if (ids.dim() != 2) fail("bert", "ids must be [batch, seq], got {}", ids.str());
-  const int64_t batch = ids.size(0), seq = ids.size(1);
+  const int64_t batch = ids.size(0), seq = ids.size(1), tokens = batch * seq;
   if (seq > config_.max_position_embeddings)
     fail("bert", "{} tokens exceed the model's {} positions", seq, config_.max_position_embeddings);
   for (const auto& [name, t] :
        {std::pair{"attention_mask", &attention_mask}, {"token_type_ids", &token_type_ids}})
     if (t->defined() && t->shape() != ids.shape())
       fail("bert", "{} must have the shape of ids {}, got {}", name, shape_str(ids.shape()), t->str());
-  const std::vector<int64_t> id_values = checked_ids(ids, config_.vocab_size, "token id");
-  std::vector<int64_t> type_values(static_cast<size_t>(batch * seq), 0);
-  if (token_type_ids.defined())
-    type_values = checked_ids(token_type_ids, config_.type_vocab_size, "token type");
+  std::vector<int64_t> packed = checked_ids(ids, config_.vocab_size, "token id");
+  packed.resize(static_cast<size_t>(3 * tokens + batch + seq), 0);
+  if (token_type_ids.defined()) {
+    const std::vector<int64_t> types = checked_ids(token_type_ids, config_.type_vocab_size, "token type");
+    std::copy(types.begin(), types.end(), packed.begin() + tokens);
+  }
   const std::vector<int64_t> lengths =
       attention_mask.defined() ? row_lengths(attention_mask, batch, seq) : std::vector<int64_t>(batch, seq);
-  std::vector<int64_t> positions(seq);
-  std::vector<float> mask(static_cast<size_t>(batch * seq));
-  for (int64_t s = 0; s < seq; ++s) positions[s] = s;
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t s = 0; s < seq; ++s) mask[b * seq + s] = s < lengths[b] ? 1.0f : 0.0f;
-  return {Tensor::from_vector(id_values, {batch, seq}, device_),
-          Tensor::from_vector(type_values, {batch, seq}, device_),
-          Tensor::from_vector(positions, {seq}, device_), Tensor::from_vector(lengths, {batch}, device_),
-          Tensor::from_vector(mask, {batch, seq}, device_)};
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t s = 0; s < seq; ++s) packed[2 * tokens + b * seq + s] = s < lengths[b] ? 1 : 0;
+    packed[3 * tokens + b] = lengths[b];
+  }
+  for (int64_t s = 0; s < seq; ++s) packed[3 * tokens + batch + s] = s;
+  return Tensor::from_vector(packed, {static_cast<int64_t>(packed.size())});
 }
 
 Tensor BertEncoder::encode(const Inputs& in) const {
@@ -158,8 +168,9 @@ Tensor BertEncoder::pool(const Tensor& hidden_state, const Inputs& in, Pooling p
     pooled = hidden.select(1, 0).contiguous();
   } else {
     // Σ_s mask[b, s]·h[b, s, :] / Σ_s mask[b, s], as one batched product [b, 1, seq]·[b, seq, H].
-    const Tensor sums = ops::matmul(in.mask.view({batch, 1, seq}), hidden).view({batch, width});
-    pooled = ops::div(sums, ops::sum_to_shape(in.mask, {batch, 1}));
+    const Tensor mask = in.mask.to(DType::f32);
+    const Tensor sums = ops::matmul(mask.view({batch, 1, seq}), hidden).view({batch, width});
+    pooled = ops::div(sums, in.lengths.to(DType::f32).view({batch, 1}));
   }
   if (!normalize) return pooled;
   // x / ‖x‖ = rms_norm(x) / sqrt(width)
@@ -169,40 +180,42 @@ Tensor BertEncoder::pool(const Tensor& hidden_state, const Inputs& in, Pooling p
 
 Tensor BertEncoder::forward(const Tensor& ids, const Tensor& attention_mask,
                             const Tensor& token_type_ids) const {
-  return encode(prepare(ids, attention_mask, token_type_ids)).to(DType::f32);
+  const Tensor host = prepare(ids, attention_mask, token_type_ids);
+  return encode(Inputs::views_of(host.to(device_), ids.size(0), ids.size(1))).to(DType::f32);
 }
 
 Tensor BertEncoder::embed(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids,
                           Pooling pooling, bool normalize) const {
-  const Inputs in = prepare(ids, attention_mask, token_type_ids);
-  if (device_.is_cuda() && in.ids.numel() <= kGraphTokens) return embed_captured(in, pooling, normalize);
+  const Tensor host = prepare(ids, attention_mask, token_type_ids);
+  const int64_t batch = ids.size(0), seq = ids.size(1);
+  if (device_.is_cuda() && batch * seq <= kGraphTokens)
+    return embed_captured(host, batch, seq, pooling, normalize);
+  const Inputs in = Inputs::views_of(host.to(device_), batch, seq);
   return pool(encode(in), in, pooling, normalize);
 }
 
 // A shape seen once runs eagerly (varying shapes never pay for captures); seen again, it is captured, and
 // replayed from then on. At most kMaxGraphs shapes keep graphs; others keep running eagerly.
-Tensor BertEncoder::embed_captured(const Inputs& in, Pooling pooling, bool normalize) const {
-  const GraphKey key{in.ids.size(0), in.ids.size(1), pooling, normalize};
+Tensor BertEncoder::embed_captured(const Tensor& host_inputs, int64_t batch, int64_t seq, Pooling pooling,
+                                   bool normalize) const {
+  const GraphKey key{batch, seq, pooling, normalize};
   std::lock_guard<std::mutex> lock(graphs_mutex_);
   auto found = graphs_.find(key);
   if (found == graphs_.end()) {
+    const Inputs in = Inputs::views_of(host_inputs.to(device_), batch, seq);
     if (++shapes_seen_[key] < 2 || graphs_.size() >= kMaxGraphs)
       return pool(encode(in), in, pooling, normalize);
     auto captured = std::make_shared<Captured>();
-    captured->in = in;  // the graph reads these buffers from now on
+    captured->in = in;  // the graph reads this buffer from now on
     // Made before the capture: a graph whose own allocation outlives it could not be launched again.
-    captured->result = Tensor::empty({in.ids.size(0), config_.hidden_size}, DType::f32, device_);
+    captured->result = Tensor::empty({batch, config_.hidden_size}, DType::f32, device_);
     captured->graph = std::make_unique<cuda::Graph>(device_.index);
     captured->graph->begin();
     captured->result.copy_(pool(encode(captured->in), captured->in, pooling, normalize));
     captured->graph->end();
     found = graphs_.emplace(key, std::move(captured)).first;
   } else {
-    const Inputs& buffers = found->second->in;
-    buffers.ids.copy_(in.ids);
-    buffers.types.copy_(in.types);
-    buffers.lengths.copy_(in.lengths);
-    buffers.mask.copy_(in.mask);
+    found->second->in.packed.copy_(host_inputs);
   }
   found->second->graph->replay();
   return found->second->result.clone();

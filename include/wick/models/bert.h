@@ -50,18 +50,21 @@ class BertEncoder {
   static constexpr size_t kMaxGraphs = 8;
 
  private:
-  // Validated inputs on the model's device: ids and token types [batch, seq], positions [seq], per-row token
-  // counts [batch] and the 0/1 mask as f32 [batch, seq].
+  // Validated inputs, all i64 in one buffer on the model's device (one copy from the host): ids, token types
+  // and the 0/1 mask [batch, seq], per-row token counts [batch], positions [seq], as views of `packed`.
   struct Inputs {
-    Tensor ids, types, positions, lengths, mask;
+    Tensor packed, ids, types, mask, lengths, positions;
+    static Inputs views_of(const Tensor& packed, int64_t batch, int64_t seq);
   };
   struct Captured;  // one input shape's graph and the buffers it reads and writes
   using GraphKey = std::tuple<int64_t, int64_t, Pooling, bool>;
 
-  Inputs prepare(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids) const;
+  // The packed buffer on the host (checked).
+  Tensor prepare(const Tensor& ids, const Tensor& attention_mask, const Tensor& token_type_ids) const;
   Tensor encode(const Inputs& in) const;  // last hidden state [batch, seq, hidden] in the model's dtype
   Tensor pool(const Tensor& hidden, const Inputs& in, Pooling pooling, bool normalize) const;
-  Tensor embed_captured(const Inputs& in, Pooling pooling, bool normalize) const;
+  Tensor embed_captured(const Tensor& host_inputs, int64_t batch, int64_t seq, Pooling pooling,
+                        bool normalize) const;
 
   ModelConfig config_;
   Device device_;
