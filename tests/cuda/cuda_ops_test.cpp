@@ -204,6 +204,18 @@ TEST_P(Cuda, ArgmaxAndTopk) {
   const auto r = ops::topk(x, 9);
   EXPECT_EQ(g.indices.to_vector<int64_t>(), r.indices.to_vector<int64_t>());
   expect_close(g.values, r.values, 0.0);
+  // Vocabulary-long rows take the chunked argmax: ties (the lowest index wins) and NaN (ranked first) across
+  // chunk boundaries, and a maximum in the last partial chunk.
+  Tensor long_rows = input({3, 151936});
+  std::vector<double> values = long_rows.to_vector<double>();
+  values[0 * 151936 + 5000] = values[0 * 151936 + 100000] = 99.0;  // tie: 5000
+  values[1 * 151936 + 151935] = 99.0;
+  values[2 * 151936 + 7] = 50.0;
+  values[2 * 151936 + 90000] = std::nan("");
+  long_rows = Tensor::from_vector(values, {3, 151936});
+  const std::vector<int64_t> picks = ops::argmax(on_gpu(long_rows)).to_vector<int64_t>();
+  EXPECT_EQ(picks, ops::argmax(long_rows).to_vector<int64_t>());
+  EXPECT_EQ(picks, (std::vector<int64_t>{5000, 151935, 90000}));
 }
 
 TEST_P(Cuda, AttentionGroupedCausalWithCacheOffsetAndBackward) {

@@ -429,10 +429,12 @@ void flash_attention(FlashKind kind, const Tensor& q, const Tensor& k, const Ten
   const int64_t kv_tiles = ceil_div(kv_len, shape.block_n);
   const int64_t blocks = m_tiles * batch * kv_heads;
   // Split the keys when the blocks would leave most multiprocessors idle: about four blocks per
-  // multiprocessor, at least one key tile per split.
+  // multiprocessor, at least one key tile per split. A short cache (a few tiles) is not split: walking its
+  // tiles costs less than the combine kernel that splitting needs.
+  constexpr int64_t kUnsplitDecodeTiles = 4;
   int64_t splits = 1;
   const int sms = multiprocessors(device);
-  if (kind == FlashKind::decode && blocks < sms && kv_tiles > 1)
+  if (kind == FlashKind::decode && blocks < sms && kv_tiles > kUnsplitDecodeTiles)
     splits = std::min<int64_t>(kv_tiles, ceil_div(4 * int64_t(sms), blocks));
   const int64_t tiles_per_split = std::max<int64_t>(1, ceil_div(kv_tiles, splits));
   splits = std::max<int64_t>(1, ceil_div(kv_tiles, tiles_per_split));

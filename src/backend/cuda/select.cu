@@ -1,6 +1,7 @@
-// argmax and top-k over the last axis, one block per row. The ranking is a strict order — larger value first,
-// NaN above every number, lower index first on ties — so top-k is k rounds of "the best element ranked after
-// the previous pick", each a block reduction over the row (good for the small k of sampling).
+// argmax and top-k over the last axis, one block per row (long argmax rows: many blocks, then one). The
+// ranking is a strict order — larger value first, NaN above every number, lower index first on ties — so
+// top-k is k rounds of "the best element ranked after the previous pick", each a block reduction over the row
+// (good for the small k of sampling).
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -62,11 +63,60 @@ __global__ void topk_kernel(const T* x, T* values, int64_t* indices, int64_t col
   }
 }
 
+// Long rows (a vocabulary of logits) are split over many blocks: each ranks its chunk of a row, then one
+// block per row ranks the chunks' winners (the same strict order, so the same pick).
+constexpr int64_t kArgmaxChunk = 2048;
+
+template <typename T>
+__global__ void argmax_chunks_kernel(const T* x, float* chunk_values, int64_t* chunk_indices, int64_t cols) {
+  const int64_t row = blockIdx.y, chunk = blockIdx.x;
+  const int64_t begin = chunk * kArgmaxChunk, end = min(cols, begin + kArgmaxChunk);
+  const T* in = x + row * cols;
+  Ranked best{0.f, -1};
+  for (int64_t j = begin + threadIdx.x; j < end; j += blockDim.x) {
+    const Ranked candidate{to_float(in[j]), j};
+    if (ranks_before(candidate, best)) best = candidate;
+  }
+  best = block_best(best);
+  if (threadIdx.x == 0) {
+    chunk_values[row * gridDim.x + chunk] = best.value;
+    chunk_indices[row * gridDim.x + chunk] = best.index;
+  }
+}
+
+__global__ void argmax_of_chunks_kernel(const float* chunk_values, const int64_t* chunk_indices,
+                                        int64_t chunks, int64_t* indices) {
+  const int64_t row = blockIdx.x;
+  Ranked best{0.f, -1};
+  for (int64_t c = threadIdx.x; c < chunks; c += blockDim.x) {
+    const Ranked candidate{chunk_values[row * chunks + c], chunk_indices[row * chunks + c]};
+    if (ranks_before(candidate, best)) best = candidate;
+  }
+  best = block_best(best);
+  if (threadIdx.x == 0) indices[row] = best.index;
+}
+
 }  // namespace
 
 void argmax(const Tensor& x, const Tensor& indices) {
   const int64_t cols = x.size(-1), rows = x.numel() / cols;
   const Tensor xd = x.contiguous();
+  const int64_t chunks = ceil_div(cols, kArgmaxChunk);
+  if (chunks >= 4 && rows <= 65535) {
+    const Tensor values = Tensor::empty({rows * chunks}, DType::f32, x.device());
+    const Tensor winners = Tensor::empty({rows * chunks}, DType::i64, x.device());
+    with_float_type(x.dtype(), "argmax", [&](auto tag) {
+      using T = decltype(tag);
+      argmax_chunks_kernel<T>
+          <<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(rows)), 256, 0, stream_of(x)>>>(
+              ptr<const T>(xd), ptr<float>(values), ptr<int64_t>(winners), cols);
+    });
+    check_launch("argmax");
+    argmax_of_chunks_kernel<<<static_cast<unsigned>(rows), 128, 0, stream_of(x)>>>(
+        ptr<const float>(values), ptr<const int64_t>(winners), chunks, ptr<int64_t>(indices));
+    check_launch("argmax");
+    return;
+  }
   with_float_type(x.dtype(), "argmax", [&](auto tag) {
     using T = decltype(tag);
     topk_kernel<T><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
