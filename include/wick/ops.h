@@ -4,6 +4,7 @@
 #include "wick/ops/activation.h"
 #include "wick/ops/attention.h"
 #include "wick/ops/cache_update.h"
+#include "wick/ops/decode.h"
 #include "wick/ops/elementwise.h"
 #include "wick/ops/embedding.h"
 #include "wick/ops/gemm.h"

@@ -200,9 +200,8 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
   if (ids.dim() != 2 || ids.size(1) != 1 || cache.batch() != batch)
     fail("decoder", "a decode step takes ids [{}, 1] for the cache's batch, got {}", cache.batch(),
          ids.str());
-  ops::RopeOptions rope;
+  ops::RopeOptions rope;  // positions come from `positions`
   rope.theta = config_.rope_theta;
-  rope.positions = positions.view({batch, 1});
   ops::AttentionOptions attention;
   attention.causal = false;  // one query per row sees every cached key below its length
   attention.kv_lengths = lengths;
@@ -220,54 +219,49 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
     const auto adapted = [&](Projection p) {
       return adapter != nullptr && adapter->find(layer, p) != nullptr;
     };
-    const Tensor x = ops::rms_norm(h, l.input_norm, config_.rms_norm_eps);
-    Tensor q, k, v;
+    Tensor q;
     if (!adapted(Projection::q) && !adapted(Projection::k) && !adapted(Projection::v)) {
-      // q, k and v from one product; the rotation of q and k in one pass.
-      const Tensor qkv = ops::linear(x, l.qkv, l.qkv_bias);
-      const Tensor rotated = ops::rope(
-          qkv.narrow(2, 0, (heads + kv_heads) * dim).reshape({batch, 1, heads + kv_heads, dim}), rope);
-      q = rotated.narrow(2, 0, heads).transpose(1, 2);
-      k = rotated.narrow(2, heads, kv_heads).transpose(1, 2);
-      v = qkv.narrow(2, (heads + kv_heads) * dim, kv_heads * dim)
-              .reshape({batch, 1, kv_heads, dim})
-              .transpose(1, 2);
+      // The norm, the q, k, v product, the rotation and the cache writes in one step.
+      q = ops::rms_norm_linear_rope_write_cache(h, l.input_norm, config_.rms_norm_eps, l.qkv, l.qkv_bias,
+                                                positions, heads, kv_heads, cache.keys(layer),
+                                                cache.values(layer), rope);
     } else {
-      q = ops::rope(project(x, Projection::q).view({batch, 1, heads, dim}), rope).transpose(1, 2);
-      k = ops::rope(project(x, Projection::k).view({batch, 1, kv_heads, dim}), rope).transpose(1, 2);
-      v = project(x, Projection::v).view({batch, 1, kv_heads, dim}).transpose(1, 2);
+      const Tensor x = ops::rms_norm(h, l.input_norm, config_.rms_norm_eps);
+      ops::RopeOptions rope_at = rope;
+      rope_at.positions = positions.view({batch, 1});
+      q = ops::rope(project(x, Projection::q).view({batch, 1, heads, dim}), rope_at).transpose(1, 2);
+      const Tensor k =
+          ops::rope(project(x, Projection::k).view({batch, 1, kv_heads, dim}), rope_at).transpose(1, 2);
+      const Tensor v = project(x, Projection::v).view({batch, 1, kv_heads, dim}).transpose(1, 2);
+      ops::write_at_positions(cache.keys(layer), k, positions);
+      ops::write_at_positions(cache.values(layer), v, positions);
     }
-    ops::write_at_positions(cache.keys(layer), k, positions);
-    ops::write_at_positions(cache.values(layer), v, positions);
     const Tensor attended = ops::attention(q, cache.keys(layer), cache.values(layer), attention)
                                 .out.transpose(1, 2)
                                 .reshape({batch, 1, heads * dim});
-    const auto mid = ops::rms_norm_residual(project(attended, Projection::o), h, l.post_attention_norm,
-                                            config_.rms_norm_eps);
+    // The o and down products add into the residual stream in place, which the step owns: h starts as the
+    // embedding's fresh output.
+    if (!adapted(Projection::o)) {
+      ops::add_linear(h, attended, l.o, l.o_bias);
+    } else {
+      h = ops::add(project(attended, Projection::o), h);
+    }
     Tensor gated;
     if (!adapted(Projection::gate) && !adapted(Projection::up)) {
-      const Tensor gate_up = ops::linear(mid.y, l.gate_up, l.gate_up_bias);
-      const int64_t inter = config_.intermediate_size;
-      gated = ops::swiglu(gate_up.narrow(2, 0, inter), gate_up.narrow(2, inter, inter));
+      gated = ops::rms_norm_linear_swiglu(h, l.post_attention_norm, config_.rms_norm_eps, l.gate_up,
+                                          l.gate_up_bias);
     } else {
-      gated = ops::swiglu(project(mid.y, Projection::gate), project(mid.y, Projection::up));
+      const Tensor x = ops::rms_norm(h, l.post_attention_norm, config_.rms_norm_eps);
+      gated = ops::swiglu(project(x, Projection::gate), project(x, Projection::up));
     }
     if (!adapted(Projection::down)) {
-      // The residual sum is accumulated by the product itself (beta = 1).
-      ops::GemmOptions accumulate;
-      accumulate.transpose_b = true;
-      accumulate.beta = 1.0;
-      accumulate.bias = l.down_bias;
-      ops::gemm(gated.reshape({batch, config_.intermediate_size}), l.down,
-                mid.sum.view({batch, config_.hidden_size}), accumulate);
-      h = mid.sum;
+      ops::add_linear(h, gated, l.down, l.down_bias);
     } else {
-      h = ops::add(mid.sum, project(gated, Projection::down));
+      h = ops::add(h, project(gated, Projection::down));
     }
   }
-  const Tensor normed =
-      ops::rms_norm(h.view({batch, config_.hidden_size}), final_norm_, config_.rms_norm_eps);
-  return ops::linear(normed, lm_head_, Tensor());
+  return ops::rms_norm_linear(h.view({batch, config_.hidden_size}), final_norm_, config_.rms_norm_eps,
+                              lm_head_);
 }
 
 Tensor Decoder::final_hidden(const Tensor& ids, KvCache* cache, const lora::LoraAdapter* adapter) const {

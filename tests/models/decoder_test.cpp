@@ -7,6 +7,7 @@
 
 #include "support/test_util.h"
 #include "wick/io/safetensors.h"
+#include "wick/lora/adapter.h"
 #include "wick/models/decoder.h"
 
 #include <nlohmann/json.hpp>
@@ -68,6 +69,54 @@ TEST_P(DecoderGolden, GreedyContinuationMatchesGenerate) {
     next = Tensor::from_vector<int64_t>({id}, {1, 1});
   }
   EXPECT_EQ(produced, expected);
+}
+
+// A decode step at device-held positions (the fused steps where no adapter applies, the plain ops where one
+// does) gives a ragged cache step's logits and cache entries, each row at its own position.
+TEST_P(DecoderGolden, StepAtPositionsEqualsTheCacheStep) {
+  const auto model = load(GetParam());
+  const auto& config = model.config();
+  Generator gen = fresh_generator();
+  const auto adapter_for = [&](std::vector<lora::Projection> targets) {
+    lora::LoraConfig lora_config;
+    lora_config.rank = 4;
+    lora_config.targets = std::move(targets);
+    auto adapter = lora::LoraAdapter::create(config, lora_config, gen.seed(), Device::cpu(), DType::f32);
+    adapter.flat().copy_(rand_normal(adapter.flat().shape(), gen, 0.0, 0.05, DType::f32));
+    return adapter;
+  };
+  using lora::Projection;
+  const lora::LoraAdapter some = adapter_for({Projection::q, Projection::o, Projection::down});
+  const lora::LoraAdapter all =
+      adapter_for(std::vector<Projection>(lora::kProjections.begin(), lora::kProjections.end()));
+  const std::vector<std::vector<int32_t>> prompts = {{5, 9, 77, 3, 12}, {64, 2, 19}};
+  for (const lora::LoraAdapter* adapter : {static_cast<const lora::LoraAdapter*>(nullptr), &some, &all}) {
+    SCOPED_TRACE(adapter == nullptr ? "no adapter" : adapter == &some ? "q, o, down adapted" : "all adapted");
+    models::KvCache ragged(config, 2, 8, DType::f32, Device::cpu()),
+        at_positions(config, 2, 8, DType::f32, Device::cpu());
+    for (int64_t row = 0; row < 2; ++row) {
+      const auto& prompt = prompts[static_cast<size_t>(row)];
+      models::KvCache single(config, 1, static_cast<int64_t>(prompt.size()), DType::f32, Device::cpu());
+      model.forward(Tensor::from_vector(prompt, {1, static_cast<int64_t>(prompt.size())}), &single, adapter);
+      ragged.copy_row(row, single);
+      at_positions.copy_row(row, single);
+    }
+    const Tensor expected =
+        model.forward_last(Tensor::from_vector<int32_t>({33, 7}, {2, 1}), &ragged, adapter);
+    const Tensor logits = model.forward_at_positions(
+        Tensor::from_vector<int64_t>({33, 7}, {2, 1}), Tensor::from_vector<int64_t>({5, 3}, {2}),
+        Tensor::from_vector<int64_t>({6, 4}, {2}), at_positions, adapter);
+    EXPECT_LE(relative_error(logits, expected), 1e-5);
+    for (int64_t layer = 0; layer < config.num_hidden_layers; ++layer)
+      for (int64_t row = 0; row < 2; ++row) {
+        const int64_t filled = row == 0 ? 6 : 4;  // the prompt and the new token
+        const auto part = [&](const Tensor& t) { return t.narrow(0, row, 1).narrow(2, 0, filled); };
+        EXPECT_LE(relative_error(part(at_positions.keys(layer)), part(ragged.keys(layer))), 1e-6)
+            << "layer " << layer << " row " << row;
+        EXPECT_LE(relative_error(part(at_positions.values(layer)), part(ragged.values(layer))), 1e-6)
+            << "layer " << layer << " row " << row;
+      }
+  }
 }
 
 TEST(Decoder, MismatchedFilesAreClearErrors) {

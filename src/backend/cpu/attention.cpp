@@ -1,6 +1,7 @@
 // Reference attention, one (batch, query head) at a time: scores = scale·Q·Kᵀ, masked softmax with its
 // log-sum-exp kept, out = P·V. Query head h reads key/value head h / (q_heads / kv_heads). The backward
 // recomputes P from the saved log-sum-exp, as flash attention does, so nothing S×T is kept between passes.
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -83,7 +84,11 @@ void attention_typed(const Tensor& q, const Tensor& k, const Tensor& v, const op
                    qd.data<T>() + bh * q_block, g.head_dim, kd.data<T>() + bkv * kv_block, g.head_dim, T(0),
                    scores.data(), g.kv_len);
       masked_softmax<T>(g, b, scores.data(), l.data() + bh * g.q_len);
-      blas_gemm<T>(false, false, g.q_len, g.head_dim, g.kv_len, T(1), scores.data(), g.kv_len,
+      // Only keys some query sees enter P·V: those past them (a cache's unfilled positions) may hold
+      // anything, NaN included, and 0·NaN is NaN.
+      int64_t seen = 0;
+      for (int64_t i = 0; i < g.q_len; ++i) seen = std::max(seen, g.visible(b, i));
+      blas_gemm<T>(false, false, g.q_len, g.head_dim, seen, T(1), scores.data(), g.kv_len,
                    vd.data<T>() + bkv * kv_block, g.head_dim, T(0), o.data() + bh * q_block, g.head_dim);
     }
   }
