@@ -304,6 +304,7 @@ TEST_P(FlashAttention, EveryTileMatchesReference) {
 // Small shapes covering every kernel (prefill, split decode + combine, backward) for compute-sanitizer.
 TEST_P(FlashAttention, SanitizerSmall) {
   check_forward({2, 4, 2, 37, 70, 64, true, -1, {70, 20}}, "cuda_flash");
+  check_forward({2, 3, 3, 40, 40, 32, false, -1, {40, 17}, NAN, true}, "cuda_flash");
   check_forward({1, 14, 2, 1, 300, 128}, "cuda_flash_decode");
   if (hopper()) {
     ScopedVariable variable("WICK_FLASH_TILE", "wgmma2");

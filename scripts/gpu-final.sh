@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine over a build made elsewhere (carry build-cuda): the whole CUDA test suite, the CPU
+# suite, compute-sanitizer memcheck and racecheck on small cases of the decode, flash and elementwise
+# kernels, then generation, embedding and training benchmarks side by side with their PyTorch peers. Logs go
+# to $OUT (or ./gpu-out).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${OUT:-gpu-out}
+build=${BUILD:-build-cuda}
+mkdir -p "$out"
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+"$build/tests/wick_cuda_tests" --gtest_brief=1 >"$out/cuda-tests.log" 2>&1
+echo "cuda tests exit $?"; tail -n 4 "$out/cuda-tests.log"
+"$build/tests/wick_tests" --gtest_brief=1 2>&1 | tail -n 2
+small='Dtypes/CudaDecode.*Composition/bf16:Dtypes/CudaDecode.GemvMatchesFloat64AtDecodeShapes/bf16'
+small+=':Dtypes/FlashAttention.SanitizerSmall/bf16:Dtypes/Cuda.Vectorized*/bf16:Dtypes/Cuda.LayerNorm*/bf16'
+for tool in memcheck racecheck; do
+  compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/wick_cuda_tests" --gtest_filter="$small" \
+    >"$out/sanitizer-$tool.log" 2>&1
+  echo "$tool exit $?: $(grep -c 'ERROR SUMMARY: 0' "$out/sanitizer-$tool.log") clean summaries"
+done
+echo "== generation (Qwen2.5-0.5B shape, bf16)"
+for batch in 1 8 32; do "$build/wick" bench generate --device cuda --batch "$batch" 2>&1 | tail -n 2; done
+python3 bench/generate_torch.py --json "$out/torch-generate.json" 2>&1 | grep -v -i warn | tail -n 8
+echo "== embeddings (MiniLM shape, f16)"
+"$build/wick" bench embed --device cuda --dtype f16 --repeats 30 2>&1 | tail -n 3
+python3 bench/embed_torch.py --dtype f16 --repeats 30 --json "$out/torch-embed.jsonl" 2>&1 | tail -n 3
+echo "== LoRA training 8x1024 (r=16, all 7 projections)"
+"$build/wick" bench train --device cuda --batch 8 --tokens 1024 2>&1 | tail -n 2
+python3 bench/train_peft.py --batch 8 --tokens 1024 --json "$out/peft-train.jsonl" 2>&1 | grep -v Warning | tail -n 2
