@@ -4,6 +4,7 @@
 
 #include "backend/cpu/kernels.h"
 #ifdef WICK_WITH_CUDA
+#include "backend/cuda/decode_attention.h"
 #include "backend/cuda/kernels.h"
 #endif
 #include "ops/check.h"
@@ -85,6 +86,14 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
        },
        [](const AttentionCall& c) { cpu::attention(c.q, c.k, c.v, c.options, c.out, c.lse); }},
 #ifdef WICK_WITH_CUDA
+      {"cuda_decode",
+       "cuda bf16/f16 tensors, head_dim 64 or 128, one query per row, at most 1024 keys, at most one query "
+       "head per multiprocessor, 16-byte-aligned rows with a unit last stride",
+       [](const AttentionCall& c) {
+         return on_cuda({&c.q, &c.k, &c.v}) && cuda::decode_attention_applies(c.q, c.k, c.v, c.out) &&
+                c.lse.dtype() == DType::f32;
+       },
+       [](const AttentionCall& c) { cuda::decode_attention(c.q, c.k, c.v, c.options, c.out, c.lse); }},
       {"cuda_flash_decode",
        "cuda bf16/f16 tensors, head_dim 64 or 128, 16-byte-aligned rows with a unit last stride, q_len <= 16 "
        "and at most 64 query rows per key/value head",

@@ -223,8 +223,8 @@ TEST_P(FlashAttention, ForwardMatchesReference) {
   for (const Case& c : forward_cases()) check_forward(c, "cuda_flash");
 }
 
-// Decode shapes (few queries against a long cache): the split-key kernel and its combine, against the cpu op
-// and against the unsplit kernel.
+// Decode shapes (few queries against a long cache): the split-key kernel and its combine, and the one-query
+// kernel for short caches, against the cpu op and against the unsplit kernel.
 TEST_P(FlashAttention, DecodeMatchesReferenceAndFullAttention) {
   std::vector<Case> cases;
   for (int64_t kv : {1, 100, 4099, 20000}) {
@@ -234,8 +234,13 @@ TEST_P(FlashAttention, DecodeMatchesReferenceAndFullAttention) {
   }
   cases.push_back({2, 14, 2, 3, 5000, 128, true, 3000, {5000, 2500}, NAN, true});
   cases.push_back({3, 4, 1, 2, 700, 64, true, -1, {700, 0, 333}});
+  // One query against a short cache (cuda_decode): padded rows, an empty row, an explicit offset, a scale.
+  cases.push_back({3, 14, 2, 1, 700, 64, true, -1, {700, 0, 333}});
+  cases.push_back({2, 8, 4, 1, 1000, 128, true, 500, {1000, 900}, NAN, true});
+  cases.push_back({1, 6, 6, 1, 257, 64, false, -1, {}, 0.3, true});
   for (const Case& c : cases) {
     check_forward(c, "cuda_flash_decode");
+    if (c.q_len == 1 && c.kv_len <= 1024) check_forward(c, "cuda_decode");
     SCOPED_TRACE(c.str());
     const Inputs in = inputs(c);
     ops::AttentionResult split, full;
@@ -306,6 +311,7 @@ TEST_P(FlashAttention, SanitizerSmall) {
   check_forward({2, 4, 2, 37, 70, 64, true, -1, {70, 20}}, "cuda_flash");
   check_forward({2, 3, 3, 40, 40, 32, false, -1, {40, 17}, NAN, true}, "cuda_flash");
   check_forward({1, 14, 2, 1, 300, 128}, "cuda_flash_decode");
+  check_forward({2, 14, 2, 1, 300, 64, true, -1, {300, 7}}, "cuda_decode");
   if (hopper()) {
     ScopedVariable variable("WICK_FLASH_TILE", "wgmma2");
     check_forward({2, 4, 2, 37, 150, 128, true, -1, {150, 20}}, "cuda_flash");

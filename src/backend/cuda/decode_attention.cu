@@ -1,0 +1,178 @@
+#include "backend/cuda/decode_attention.h"
+
+#include <atomic>
+#include <cmath>
+
+#include "backend/cuda/common.cuh"
+
+namespace wick::cuda {
+namespace {
+
+constexpr int kWarps = 8;
+
+struct DecodeParams {
+  const void* q;
+  const void* k;
+  const void* v;
+  void* out;
+  float* lse;
+  long long qs[2], ks[3], vs[3], os[2];  // strides: q/out (batch, head); k/v (batch, head, key)
+  int q_heads, group, kv_len;
+  long long query_offset;  // causal: keys j <= query_offset are seen
+  bool causal;
+  const int64_t* kv_lengths;
+  float scale;
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const DecodeParams p) {
+  constexpr int E = 16 / sizeof(T), VECTORS = D / E, PER_LANE = D / 32;
+  extern __shared__ float scores[];  // [kv_len]
+  __shared__ float q_row[D];
+  __shared__ float reduce[kWarps];
+  __shared__ float partial[kWarps][D];
+  const int b = blockIdx.x / p.q_heads, head = blockIdx.x % p.q_heads, kv_head = head / p.group;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  int limit = p.kv_len;
+  if (p.kv_lengths)
+    limit = static_cast<int>(
+        max(0LL, min(static_cast<long long>(limit), static_cast<long long>(p.kv_lengths[b]))));
+  if (p.causal) limit = static_cast<int>(max(0LL, min(static_cast<long long>(limit), p.query_offset + 1)));
+
+  const T* q = static_cast<const T*>(p.q) + b * p.qs[0] + head * p.qs[1];
+  for (int d = threadIdx.x; d < D; d += blockDim.x) q_row[d] = to_float(q[d]) * p.scale;
+  __syncthreads();
+
+  // Scores: one key per lane, its row read as 16-byte vectors.
+  const T* keys = static_cast<const T*>(p.k) + b * p.ks[0] + kv_head * p.ks[1];
+  float local_max = -INFINITY;
+  for (int j = threadIdx.x; j < limit; j += blockDim.x) {
+    const uint4* row = reinterpret_cast<const uint4*>(keys + j * p.ks[2]);
+    uint4 raw[VECTORS];
+#pragma unroll
+    for (int i = 0; i < VECTORS; ++i) raw[i] = row[i];
+    float s = 0.0f;
+#pragma unroll
+    for (int i = 0; i < VECTORS; ++i) {
+      const T* e = reinterpret_cast<const T*>(&raw[i]);
+#pragma unroll
+      for (int x = 0; x < E; ++x) s += to_float(e[x]) * q_row[i * E + x];
+    }
+    scores[j] = s;
+    local_max = fmaxf(local_max, s);
+  }
+  for (int offset = 16; offset > 0; offset /= 2)
+    local_max = fmaxf(local_max, __shfl_xor_sync(0xffffffffu, local_max, offset));
+  if (lane == 0) reduce[warp] = local_max;
+  __syncthreads();
+  float row_max = -INFINITY;
+  for (int w = 0; w < kWarps; ++w) row_max = fmaxf(row_max, reduce[w]);
+  __syncthreads();  // reduce[] is reused for the sum
+
+  float local_sum = 0.0f;
+  for (int j = threadIdx.x; j < limit; j += blockDim.x) {
+    const float e = __expf(scores[j] - row_max);
+    scores[j] = e;
+    local_sum += e;
+  }
+  for (int offset = 16; offset > 0; offset /= 2) local_sum += __shfl_xor_sync(0xffffffffu, local_sum, offset);
+  if (lane == 0) reduce[warp] = local_sum;
+  __syncthreads();  // also publishes scores[]
+  float sum = 0.0f;
+  for (int w = 0; w < kWarps; ++w) sum += reduce[w];
+
+  // P·V: warp w takes keys j ≡ w (mod kWarps); lane l the dimensions l·PER_LANE ... (consecutive).
+  const T* values = static_cast<const T*>(p.v) + b * p.vs[0] + kv_head * p.vs[1];
+  float acc[PER_LANE] = {};
+#pragma unroll 4
+  for (int j = warp; j < limit; j += kWarps) {
+    const float pj = scores[j];
+    const T* row = values + j * p.vs[2] + lane * PER_LANE;
+#pragma unroll
+    for (int x = 0; x < PER_LANE; ++x) acc[x] += pj * to_float(row[x]);
+  }
+#pragma unroll
+  for (int x = 0; x < PER_LANE; ++x) partial[warp][lane * PER_LANE + x] = acc[x];
+  __syncthreads();
+  T* out = static_cast<T*>(p.out) + b * p.os[0] + head * p.os[1];
+  const float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+  for (int d = threadIdx.x; d < D; d += blockDim.x) {
+    float total = 0.0f;
+    for (int w = 0; w < kWarps; ++w) total += partial[w][d];
+    out[d] = from_float<T>(total * inv);
+  }
+  if (threadIdx.x == 0) p.lse[blockIdx.x] = sum > 0.0f ? row_max + logf(sum) : -INFINITY;
+}
+
+bool rows_aligned(const Tensor& t) {
+  if (t.dim() != 4 || t.stride(3) != 1 || reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 != 0) return false;
+  for (int axis = 0; axis < 3; ++axis)
+    if (t.size(axis) > 1 && t.stride(axis) % 8 != 0) return false;
+  return true;
+}
+
+}  // namespace
+
+bool decode_attention_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
+  if (!q.device().is_cuda() || (q.dtype() != DType::bf16 && q.dtype() != DType::f16)) return false;
+  if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || out.dtype() != q.dtype()) return false;
+  const int64_t d = q.size(3);
+  if ((d != 64 && d != 128) || q.size(2) != 1 || k.size(2) > kDecodeAttentionMaxKeys) return false;
+  if (!rows_aligned(q) || !rows_aligned(k) || !rows_aligned(v) || out.stride(3) != 1) return false;
+  // One block per query head: where those fill the GPU, the flash kernel's shared key/value tiles win.
+  static std::atomic<int> sms[64] = {};
+  const int device = q.device().index;
+  if (device < 0 || device >= 64) return false;
+  if (sms[device].load() == 0) {
+    int count = 0;
+    check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device), "attention",
+          "cudaDeviceGetAttribute");
+    sms[device].store(count);
+  }
+  return q.size(0) * q.size(1) <= sms[device].load();
+}
+
+void decode_attention(const Tensor& q, const Tensor& k, const Tensor& v, const ops::AttentionOptions& options,
+                      const Tensor& out, const Tensor& lse) {
+  const int64_t batch = q.size(0), q_heads = q.size(1), kv_len = k.size(2), d = q.size(3);
+  if (batch == 0 || q_heads == 0) return;
+  DeviceGuard guard(q.device().index);
+  const Tensor lengths =
+      options.kv_lengths.defined() ? options.kv_lengths.to(DType::i64).contiguous() : Tensor();
+  DecodeParams p{};
+  p.q = q.data_ptr();
+  p.k = k.data_ptr();
+  p.v = v.data_ptr();
+  p.out = out.data_ptr();
+  p.lse = static_cast<float*>(lse.data_ptr());
+  p.qs[0] = q.stride(0), p.qs[1] = q.stride(1);
+  p.os[0] = out.stride(0), p.os[1] = out.stride(1);
+  for (int axis = 0; axis < 3; ++axis) p.ks[axis] = k.stride(axis), p.vs[axis] = v.stride(axis);
+  p.q_heads = static_cast<int>(q_heads);
+  p.group = static_cast<int>(q_heads / k.size(1));
+  p.kv_len = static_cast<int>(kv_len);
+  p.query_offset = options.query_offset >= 0 ? options.query_offset : kv_len - 1;
+  p.causal = options.causal;
+  p.kv_lengths = lengths.defined() ? static_cast<const int64_t*>(lengths.data_ptr()) : nullptr;
+  p.scale =
+      static_cast<float>(std::isnan(options.scale) ? 1.0 / std::sqrt(static_cast<double>(d)) : options.scale);
+  const auto blocks = static_cast<unsigned>(batch * q_heads);
+  const size_t shared = static_cast<size_t>(std::max<int64_t>(kv_len, 1)) * sizeof(float);
+  auto launch = [&](auto tag, auto dim) {
+    using T = decltype(tag);
+    decode_attention_kernel<T, decltype(dim)::value><<<blocks, kWarps * 32, shared, stream_of(q)>>>(p);
+  };
+  auto with_dim = [&](auto tag) {
+    if (d == 64)
+      launch(tag, std::integral_constant<int, 64>{});
+    else
+      launch(tag, std::integral_constant<int, 128>{});
+  };
+  if (q.dtype() == DType::bf16)
+    with_dim(__nv_bfloat16{});
+  else
+    with_dim(__half{});
+  check_launch("attention");
+}
+
+}  // namespace wick::cuda
