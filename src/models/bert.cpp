@@ -100,7 +100,8 @@ BertEncoder::Inputs BertEncoder::Inputs::views_of(const Tensor& packed, int64_t 
           packed.narrow(0, tokens, tokens).view({batch, seq}),
           packed.narrow(0, 2 * tokens, tokens).view({batch, seq}),
           packed.narrow(0, 3 * tokens, batch),
-          packed.narrow(0, 3 * tokens + batch, seq)};
+          packed.narrow(0, 3 * tokens + batch, batch),
+          packed.narrow(0, 3 * tokens + 2 * batch, seq)};
 }
 
 Tensor BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
@@ -114,7 +115,7 @@ Tensor BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
     if (t->defined() && t->shape() != ids.shape())
       fail("bert", "{} must have the shape of ids {}, got {}", name, shape_str(ids.shape()), t->str());
   std::vector<int64_t> packed = checked_ids(ids, config_.vocab_size, "token id");
-  packed.resize(static_cast<size_t>(3 * tokens + batch + seq), 0);
+  packed.resize(static_cast<size_t>(3 * tokens + 2 * batch + seq), 0);
   if (token_type_ids.defined()) {
     const std::vector<int64_t> types = checked_ids(token_type_ids, config_.type_vocab_size, "token type");
     std::copy(types.begin(), types.end(), packed.begin() + tokens);
@@ -124,8 +125,9 @@ Tensor BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t s = 0; s < seq; ++s) packed[2 * tokens + b * seq + s] = s < lengths[b] ? 1 : 0;
     packed[3 * tokens + b] = lengths[b];
+    packed[3 * tokens + batch + b] = std::max<int64_t>(lengths[b], 1);
   }
-  for (int64_t s = 0; s < seq; ++s) packed[3 * tokens + batch + s] = s;
+  for (int64_t s = 0; s < seq; ++s) packed[3 * tokens + 2 * batch + s] = s;
   return Tensor::from_vector(packed, {static_cast<int64_t>(packed.size())});
 }
 
@@ -170,12 +172,13 @@ Tensor BertEncoder::pool(const Tensor& hidden_state, const Inputs& in, Pooling p
     // Σ_s mask[b, s]·h[b, s, :] / Σ_s mask[b, s], as one batched product [b, 1, seq]·[b, seq, H].
     const Tensor mask = in.mask.to(DType::f32);
     const Tensor sums = ops::matmul(mask.view({batch, 1, seq}), hidden).view({batch, width});
-    pooled = ops::div(sums, in.lengths.to(DType::f32).view({batch, 1}));
+    pooled = ops::div(sums, in.divisors.to(DType::f32).view({batch, 1}));  // an empty row pools to zeros
   }
   if (!normalize) return pooled;
-  // x / ‖x‖ = rms_norm(x) / sqrt(width)
+  // x / ‖x‖ = rms_norm(x) / sqrt(width); the tiny eps keeps a zero vector zero, far below any real row's mean
+  // square.
   const Tensor ones = Tensor::full({width}, 1.0 / std::sqrt(static_cast<double>(width)), DType::f32, device_);
-  return ops::rms_norm(pooled, ones, 0.0);
+  return ops::rms_norm(pooled, ones, 1e-30);
 }
 
 Tensor BertEncoder::forward(const Tensor& ids, const Tensor& attention_mask,

@@ -28,6 +28,26 @@ TEST(BertGolden, HiddenStatesAndEmbeddingsMatchTransformers) {
   }
 }
 
+// A row with no tokens (all padding) pools to a zero vector, normalised or not, as sentence-transformers
+// gives.
+TEST(Bert, AllPaddingRowPoolsToZeros) {
+  const models::BertEncoder model(models::load_config(kDir), models::CheckpointSource::open(kDir),
+                                  Device::cpu(), DType::f32);
+  const Tensor ids = Tensor::from_vector<int64_t>({5, 6, 7, 0, 0, 0}, {2, 3});
+  const Tensor mask = Tensor::from_vector<int64_t>({1, 1, 1, 0, 0, 0}, {2, 3});
+  for (bool normalize : {true, false}) {
+    const std::vector<double> e =
+        model.embed(ids, mask, Tensor(), models::Pooling::mean, normalize).to(DType::f64).to_vector<double>();
+    const int64_t width = model.config().hidden_size;
+    double first = 0;
+    for (int64_t j = 0; j < width; ++j) {
+      first += e[j] * e[j];
+      EXPECT_EQ(e[width + j], 0.0) << "column " << j;
+    }
+    if (normalize) EXPECT_NEAR(first, 1.0, 1e-6);
+  }
+}
+
 TEST(Bert, BadInputsAreClearErrors) {
   const models::BertEncoder model(models::load_config(kDir), models::CheckpointSource::open(kDir),
                                   Device::cpu(), DType::f32);

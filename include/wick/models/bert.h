@@ -51,9 +51,10 @@ class BertEncoder {
 
  private:
   // Validated inputs, all i64 in one buffer on the model's device (one copy from the host): ids, token types
-  // and the 0/1 mask [batch, seq], per-row token counts [batch], positions [seq], as views of `packed`.
+  // and the 0/1 mask [batch, seq], per-row token counts [batch] (and the same at least 1, the pooling's
+  // divisor), positions [seq], as views of `packed`.
   struct Inputs {
-    Tensor packed, ids, types, mask, lengths, positions;
+    Tensor packed, ids, types, mask, lengths, divisors, positions;
     static Inputs views_of(const Tensor& packed, int64_t batch, int64_t seq);
   };
   struct Captured;  // one input shape's graph and the buffers it reads and writes
