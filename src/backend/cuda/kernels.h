@@ -64,8 +64,9 @@ void attention_backward(const Tensor& q, const Tensor& k, const Tensor& v, const
                         const Tensor& lse, const Tensor& dout, const ops::AttentionOptions& options,
                         const Tensor& dq, const Tensor& dk, const Tensor& dv);
 
-// Flash attention on the tensor cores (flash_attention*.cu): bf16/f16, head_dim 64 or 128, rows of the last
-// axis contiguous and 16-byte aligned (other strides free), f32 accumulation, the scores never stored.
+// Flash attention on the tensor cores (flash_attention*.cu): bf16/f16, head_dim 64 or 128 (and 32 for the
+// prefill forward), rows of the last axis contiguous and 16-byte aligned (other strides free), f32
+// accumulation, the scores never stored.
 // `prefill` tiles the packed query rows; `decode` (few query rows per key/value head) also splits the keys
 // across blocks and combines the splits by their log-sum-exp.
 enum class FlashKind { prefill, decode };
