@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/kernels.h"
 
 namespace wick::cuda {
 namespace {
@@ -104,21 +105,16 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
   if (threadIdx.x == 0) p.lse[blockIdx.x] = sum > 0.0f ? row_max + logf(sum) : -INFINITY;
 }
 
-bool rows_aligned(const Tensor& t) {
-  if (t.dim() != 4 || t.stride(3) != 1 || reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 != 0) return false;
-  for (int axis = 0; axis < 3; ++axis)
-    if (t.size(axis) > 1 && t.stride(axis) % 8 != 0) return false;
-  return true;
-}
-
 }  // namespace
 
 bool decode_attention_applies(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out) {
   if (!q.device().is_cuda() || (q.dtype() != DType::bf16 && q.dtype() != DType::f16)) return false;
-  if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || out.dtype() != q.dtype()) return false;
   const int64_t d = q.size(3);
   if ((d != 64 && d != 128) || q.size(2) != 1 || k.size(2) > kDecodeAttentionMaxKeys) return false;
-  if (!rows_aligned(q) || !rows_aligned(k) || !rows_aligned(v) || out.stride(3) != 1) return false;
+  // The flash kernels' row layout (same device and dtype, 16-byte-aligned rows with a unit last stride).
+  if (!flash_layout_supported(q, q) || !flash_layout_supported(k, q) || !flash_layout_supported(v, q) ||
+      !flash_layout_supported(out, q))
+    return false;
   // One block per query head: where those fill the GPU, the flash kernel's shared key/value tiles win.
   static std::atomic<int> sms[64] = {};
   const int device = q.device().index;
