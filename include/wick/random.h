@@ -31,7 +31,7 @@ class Generator {
   uint64_t draws_ = 0;
 };
 
-// Uniform between low and high.
+// Uniform in [low, high): no value reaches `high` once rounded to `dtype`.
 Tensor rand_uniform(const Shape& shape, Generator& generator, double low = 0.0, double high = 1.0,
                     DType dtype = DType::f32, Device device = Device::cpu());
 // Normal with the given mean and standard deviation (Box–Muller).

@@ -1,6 +1,8 @@
 #include "wick/random.h"
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "core/parallel.h"
@@ -50,13 +52,29 @@ Tensor generate(const Shape& shape, Generator& generator, DType dtype, Device de
   return Tensor::from_vector(values, shape).to(dtype).to(device);
 }
 
+// The largest value of `dtype` below `high`: rounding is monotonic, so any number up to it stays below `high`
+// once stored. Steps down from `high` as stored, doubling the step until the rounding leaves it.
+double largest_below(double high, DType dtype) {
+  const auto stored = [dtype](double x) {
+    return Tensor::from_vector(std::vector<double>{x}, Shape{}).to(dtype).to_vector<double>()[0];
+  };
+  const double top = stored(high);
+  if (top < high) return top;
+  for (double step = std::max(std::abs(top) * 0x1p-53, std::numeric_limits<double>::denorm_min());;
+       step *= 2) {
+    const double below = stored(top - step);
+    if (below < top) return below;
+  }
+}
+
 }  // namespace
 
 Tensor rand_uniform(const Shape& shape, Generator& generator, double low, double high, DType dtype,
                     Device device) {
   if (!(low < high)) fail("rand_uniform", "needs low < high, got [{}, {})", low, high);
+  const double top = largest_below(high, dtype);
   return generate(shape, generator, dtype, device, [&](std::array<double, 4> u) {
-    for (double& x : u) x = low + (high - low) * x;
+    for (double& x : u) x = std::min(low + (high - low) * x, top);
     return u;
   });
 }
