@@ -12,18 +12,6 @@
 namespace wick::test {
 namespace {
 
-// Sets WICK_IMPL_<OP> for the scope, so the kernel under test runs (or the call fails).
-class ForcedImplementation {
- public:
-  ForcedImplementation(std::string variable, const char* name) : variable_(std::move(variable)) {
-    setenv(variable_.c_str(), name, 1);
-  }
-  ~ForcedImplementation() { unsetenv(variable_.c_str()); }
-
- private:
-  std::string variable_;
-};
-
 class CudaDecode : public ::testing::TestWithParam<DType> {
  protected:
   void SetUp() override {

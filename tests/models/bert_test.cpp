@@ -44,7 +44,9 @@ TEST(Bert, AllPaddingRowPoolsToZeros) {
       first += e[j] * e[j];
       EXPECT_EQ(e[width + j], 0.0) << "column " << j;
     }
-    if (normalize) EXPECT_NEAR(first, 1.0, 1e-6);
+    if (normalize) {
+      EXPECT_NEAR(first, 1.0, 1e-6);
+    }
   }
 }
 

@@ -4,21 +4,45 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "wick/wick.h"
 
 namespace wick::test {
 
-// A generator seeded differently for every call in a process, so each test run draws fresh data; the seed is
-// printed on failure through SCOPED_TRACE by the caller if needed.
+// A generator seeded differently for every call, so each test run draws fresh data. Each seed is printed (a
+// failing test's output shows it). WICK_TEST_SEED=<seed> gives the first generator of a process that seed
+// (and the next ones seed + 1, + 2, ...) to replay a failing test run alone.
 inline Generator fresh_generator() {
   static std::random_device device;
-  return Generator((static_cast<uint64_t>(device()) << 32) | device());
+  static uint64_t calls = 0;
+  uint64_t seed = (static_cast<uint64_t>(device()) << 32) | device();
+  if (const char* fixed = std::getenv("WICK_TEST_SEED")) seed = std::strtoull(fixed, nullptr, 0) + calls;
+  ++calls;
+  std::printf("[   SEED   ] WICK_TEST_SEED=0x%llx\n", static_cast<unsigned long long>(seed));
+  return Generator(seed);
 }
+
+// Sets WICK_IMPL_<OP> (`variable`) to `name` for the scope, so the named implementation runs (or the call
+// fails).
+class ForcedImplementation {
+ public:
+  ForcedImplementation(std::string variable, const char* name) : variable_(std::move(variable)) {
+    setenv(variable_.c_str(), name, 1);
+  }
+  ~ForcedImplementation() { unsetenv(variable_.c_str()); }
+  ForcedImplementation(const ForcedImplementation&) = delete;
+  ForcedImplementation& operator=(const ForcedImplementation&) = delete;
+
+ private:
+  std::string variable_;
+};
 
 // Random normal values (never all zeros) of `dtype` on the cpu.
 inline Tensor randn(Generator& gen, const Shape& shape, DType dtype = DType::f32, double std = 1.0) {

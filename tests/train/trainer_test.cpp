@@ -119,7 +119,9 @@ TEST(Trainer, NonFiniteStepsStopOrAreSkipped) {
   EXPECT_EQ(skips.step(), 1);
   const auto after = skips.adapter().flat().to_vector<float>();
   for (size_t i = 0; i < before.size(); ++i)
-    if (!std::isnan(before[i])) EXPECT_EQ(after[i], before[i]);
+    if (!std::isnan(before[i])) {
+      EXPECT_EQ(after[i], before[i]);
+    }
 }
 
 TEST(Trainer, CheckpointsAreWholeOrAbsent) {
