@@ -7,6 +7,7 @@
 #include "wick/ops/decode.h"
 #include "wick/ops/elementwise.h"
 #include "wick/ops/embedding.h"
+#include "wick/ops/encoder.h"
 #include "wick/ops/gemm.h"
 #include "wick/ops/lora.h"
 #include "wick/ops/loss.h"

@@ -62,6 +62,7 @@ BertEncoder::BertEncoder(const ModelConfig& config, const WeightSource& weights,
   token_type_embeddings_ = load("embeddings.token_type_embeddings.weight", {config.type_vocab_size, hidden});
   embedding_norm_ = load("embeddings.LayerNorm.weight", {hidden});
   embedding_norm_bias_ = load("embeddings.LayerNorm.bias", {hidden});
+  unit_norm_scale_ = Tensor::full({hidden}, 1.0 / std::sqrt(static_cast<double>(hidden)), DType::f32, device);
   for (int64_t i = 0; i < config.num_hidden_layers; ++i) {
     const std::string p = fmt::format("encoder.layer.{}.", i);
     BertLayerWeights l;
@@ -95,13 +96,9 @@ struct BertEncoder::Captured {
 
 BertEncoder::Inputs BertEncoder::Inputs::views_of(const Tensor& packed, int64_t batch, int64_t seq) {
   const int64_t tokens = batch * seq;
-  return {packed,
-          packed.narrow(0, 0, tokens).view({batch, seq}),
-          packed.narrow(0, tokens, tokens).view({batch, seq}),
-          packed.narrow(0, 2 * tokens, tokens).view({batch, seq}),
-          packed.narrow(0, 3 * tokens, batch),
-          packed.narrow(0, 3 * tokens + batch, batch),
-          packed.narrow(0, 3 * tokens + 2 * batch, seq)};
+  return {packed, packed.narrow(0, 0, tokens).view({batch, seq}),
+          packed.narrow(0, tokens, tokens).view({batch, seq}), packed.narrow(0, 2 * tokens, batch),
+          packed.narrow(0, 2 * tokens + batch, seq)};
 }
 
 Tensor BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
@@ -115,19 +112,15 @@ Tensor BertEncoder::prepare(const Tensor& ids, const Tensor& attention_mask,
     if (t->defined() && t->shape() != ids.shape())
       fail("bert", "{} must have the shape of ids {}, got {}", name, shape_str(ids.shape()), t->str());
   std::vector<int64_t> packed = checked_ids(ids, config_.vocab_size, "token id");
-  packed.resize(static_cast<size_t>(3 * tokens + 2 * batch + seq), 0);
+  packed.resize(static_cast<size_t>(2 * tokens + batch + seq), 0);
   if (token_type_ids.defined()) {
     const std::vector<int64_t> types = checked_ids(token_type_ids, config_.type_vocab_size, "token type");
     std::copy(types.begin(), types.end(), packed.begin() + tokens);
   }
   const std::vector<int64_t> lengths =
       attention_mask.defined() ? row_lengths(attention_mask, batch, seq) : std::vector<int64_t>(batch, seq);
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t s = 0; s < seq; ++s) packed[2 * tokens + b * seq + s] = s < lengths[b] ? 1 : 0;
-    packed[3 * tokens + b] = lengths[b];
-    packed[3 * tokens + batch + b] = std::max<int64_t>(lengths[b], 1);
-  }
-  for (int64_t s = 0; s < seq; ++s) packed[3 * tokens + 2 * batch + s] = s;
+  std::copy(lengths.begin(), lengths.end(), packed.begin() + 2 * tokens);
+  for (int64_t s = 0; s < seq; ++s) packed[2 * tokens + batch + s] = s;
   return Tensor::from_vector(packed, {static_cast<int64_t>(packed.size())});
 }
 
@@ -135,10 +128,10 @@ Tensor BertEncoder::encode(const Inputs& in) const {
   const int64_t batch = in.ids.size(0), seq = in.ids.size(1), tokens = batch * seq;
   const int64_t heads = config_.num_attention_heads, dim = config_.head_dim, hidden = config_.hidden_size;
   const double eps = config_.layer_norm_eps;
-  Tensor h = ops::add(ops::add(ops::embedding_unchecked(word_embeddings_, in.ids),
-                               ops::embedding_unchecked(token_type_embeddings_, in.types)),
-                      ops::embedding_unchecked(position_embeddings_, in.positions));
-  h = ops::layer_norm(h, embedding_norm_, embedding_norm_bias_, eps).view({tokens, hidden});
+  Tensor h = ops::embedding_sum_layer_norm(word_embeddings_, in.ids, token_type_embeddings_, in.types,
+                                           position_embeddings_, in.positions, embedding_norm_,
+                                           embedding_norm_bias_, eps)
+                 .view({tokens, hidden});
   ops::AttentionOptions attention;
   attention.causal = false;
   attention.kv_lengths = in.lengths;
@@ -161,24 +154,14 @@ Tensor BertEncoder::encode(const Inputs& in) const {
   return h.view({batch, seq, hidden});
 }
 
-Tensor BertEncoder::pool(const Tensor& hidden_state, const Inputs& in, Pooling pooling,
-                         bool normalize) const {
-  const Tensor hidden = hidden_state.to(DType::f32);
-  const int64_t batch = hidden.size(0), seq = hidden.size(1), width = hidden.size(2);
-  Tensor pooled;
-  if (pooling == Pooling::cls) {
-    pooled = hidden.select(1, 0).contiguous();
-  } else {
-    // Σ_s mask[b, s]·h[b, s, :] / Σ_s mask[b, s], as one batched product [b, 1, seq]·[b, seq, H].
-    const Tensor mask = in.mask.to(DType::f32);
-    const Tensor sums = ops::matmul(mask.view({batch, 1, seq}), hidden).view({batch, width});
-    pooled = ops::div(sums, in.divisors.to(DType::f32).view({batch, 1}));  // an empty row pools to zeros
-  }
+Tensor BertEncoder::pool(const Tensor& hidden, const Inputs& in, Pooling pooling, bool normalize) const {
+  // Mean over each row's tokens (an empty row pools to zeros), or the first token's state; f32 either way.
+  const Tensor pooled = pooling == Pooling::cls ? hidden.select(1, 0).to(DType::f32).contiguous()
+                                                : ops::prefix_mean(hidden, in.lengths).to(DType::f32);
   if (!normalize) return pooled;
   // x / ‖x‖ = rms_norm(x) / sqrt(width); the tiny eps keeps a zero vector zero, far below any real row's mean
   // square.
-  const Tensor ones = Tensor::full({width}, 1.0 / std::sqrt(static_cast<double>(width)), DType::f32, device_);
-  return ops::rms_norm(pooled, ones, 1e-30);
+  return ops::rms_norm(pooled, unit_norm_scale_, 1e-30);
 }
 
 Tensor BertEncoder::forward(const Tensor& ids, const Tensor& attention_mask,

@@ -50,11 +50,10 @@ class BertEncoder {
   static constexpr size_t kMaxGraphs = 8;
 
  private:
-  // Validated inputs, all i64 in one buffer on the model's device (one copy from the host): ids, token types
-  // and the 0/1 mask [batch, seq], per-row token counts [batch] (and the same at least 1, the pooling's
-  // divisor), positions [seq], as views of `packed`.
+  // Validated inputs, all i64 in one buffer on the model's device (one copy from the host): ids and token
+  // types [batch, seq], per-row token counts [batch], positions [seq], as views of `packed`.
   struct Inputs {
-    Tensor packed, ids, types, mask, lengths, divisors, positions;
+    Tensor packed, ids, types, lengths, positions;
     static Inputs views_of(const Tensor& packed, int64_t batch, int64_t seq);
   };
   struct Captured;  // one input shape's graph and the buffers it reads and writes
@@ -73,6 +72,7 @@ class BertEncoder {
   Tensor word_embeddings_, position_embeddings_, token_type_embeddings_, embedding_norm_,
       embedding_norm_bias_;
   std::vector<BertLayerWeights> layers_;
+  Tensor unit_norm_scale_;  // [hidden] of 1/sqrt(hidden): rms_norm with it scales a row to unit length
   mutable std::mutex graphs_mutex_;
   mutable std::map<GraphKey, int> shapes_seen_;
   mutable std::map<GraphKey, std::shared_ptr<Captured>> graphs_;

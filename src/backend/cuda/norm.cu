@@ -7,6 +7,7 @@
 // fixed order.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/layer_norm_row.cuh"
 #include "backend/cuda/row_cache.cuh"
 
 namespace wick::cuda {
@@ -127,46 +128,11 @@ __global__ void __launch_bounds__(kLayerNormWarps * 32)
   if (row >= rows) return;
   const int lane = threadIdx.x % 32;
   const int64_t vectors = cols / E;
-  auto load = [&](const T* base, int j, float(&out)[E]) {
-    const uint4 raw = reinterpret_cast<const uint4*>(base)[lane + 32 * j];
-    const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-    for (int i = 0; i < E; ++i) out[i] = to_float(e[i]);
-  };
   float v[K][E];
-  float sum = 0.0f;
 #pragma unroll
-  for (int j = 0; j < K; ++j) {
-    if (lane + 32 * j >= vectors) continue;
-    load(x + row * cols, j, v[j]);
-#pragma unroll
-    for (int i = 0; i < E; ++i) sum += v[j][i];
-  }
-  for (int offset = 16; offset > 0; offset /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, offset);
-  const float mean = sum / static_cast<float>(cols);
-  float var = 0.0f;
-#pragma unroll
-  for (int j = 0; j < K; ++j) {
-    if (lane + 32 * j >= vectors) continue;
-#pragma unroll
-    for (int i = 0; i < E; ++i) var += (v[j][i] - mean) * (v[j][i] - mean);
-  }
-  for (int offset = 16; offset > 0; offset /= 2) var += __shfl_xor_sync(0xffffffffu, var, offset);
-  const float rstd = rsqrtf(var / static_cast<float>(cols) + eps);
-#pragma unroll
-  for (int j = 0; j < K; ++j) {
-    if (lane + 32 * j >= vectors) continue;
-    float w[E], b[E];
-#pragma unroll
-    for (int i = 0; i < E; ++i) w[i] = 1.0f, b[i] = 0.0f;
-    if (weight) load(weight, j, w);
-    if (bias) load(bias, j, b);
-    uint4 raw;
-    T* e = reinterpret_cast<T*>(&raw);
-#pragma unroll
-    for (int i = 0; i < E; ++i) e[i] = from_float<T>((v[j][i] - mean) * rstd * w[i] + b[i]);
-    reinterpret_cast<uint4*>(y + row * cols)[lane + 32 * j] = raw;
-  }
+  for (int j = 0; j < K; ++j)
+    if (lane + 32 * j < vectors) load_vector(x + row * cols, lane + 32 * j, v[j]);
+  layer_norm_warp_row<T, K>(v, vectors, cols, weight, bias, y + row * cols, eps);
 }
 
 template <typename T, typename A>
@@ -326,7 +292,7 @@ void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, doubl
     if constexpr (!std::is_same_v<T, double>) {
       if (aligned) {
         const int64_t vectors = cols / per_vector;
-        const int k = vectors <= 32 ? 1 : vectors <= 64 ? 2 : vectors <= 128 ? 4 : 8;
+        const int k = layer_norm_warp_vectors_per_lane(vectors);
         const auto blocks = static_cast<unsigned>(ceil_div(rows, int64_t{kLayerNormWarps}));
         with_vectors_per_thread(k, [&](auto kt) {
           layer_norm_warp_kernel<T, decltype(kt)::value><<<blocks, kLayerNormWarps * 32, 0, stream_of(x)>>>(
