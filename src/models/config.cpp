@@ -1,5 +1,6 @@
 #include "wick/models/config.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 
@@ -67,8 +68,12 @@ ModelConfig parse_config(const json& j, const std::string& source) {
   c.intermediate_size = required_int(j, "intermediate_size", source);
   c.num_hidden_layers = required_int(j, "num_hidden_layers", source);
   c.num_attention_heads = required_int(j, "num_attention_heads", source);
+  // The reference's defaults per architecture: Qwen2 32768, Llama 2048, BERT 512.
+  const int64_t default_positions = c.architecture == Architecture::qwen2   ? 32768
+                                    : c.architecture == Architecture::llama ? 2048
+                                                                            : 512;
   c.max_position_embeddings =
-      optional_value<int64_t>(j, "max_position_embeddings", c.is_decoder() ? 2048 : 512, source);
+      optional_value<int64_t>(j, "max_position_embeddings", default_positions, source);
   if (c.is_decoder()) {
     c.num_key_value_heads = optional_value<int64_t>(j, "num_key_value_heads", c.num_attention_heads, source);
     c.head_dim = optional_value<int64_t>(j, "head_dim", c.hidden_size / c.num_attention_heads, source);
@@ -126,18 +131,36 @@ ModelConfig parse_config(const json& j, const std::string& source) {
   return c;
 }
 
-ModelConfig load_config(const std::string& path) {
-  std::filesystem::path file = path;
-  if (std::filesystem::is_directory(file) || file.extension() != ".json") file /= "config.json";
+namespace {
+
+json read_json(const std::filesystem::path& file) {
   std::ifstream in(file);
   if (!in) fail("config", "cannot open {}", file.string());
-  json j;
   try {
-    j = json::parse(in);
+    return json::parse(in);
   } catch (const json::exception& e) {
     fail("config", "{}: malformed JSON: {}", file.string(), e.what());
   }
-  return parse_config(j, file.string());
+}
+
+}  // namespace
+
+ModelConfig load_config(const std::string& path) {
+  std::filesystem::path file = path;
+  if (std::filesystem::is_directory(file) || file.extension() != ".json") file /= "config.json";
+  ModelConfig config = parse_config(read_json(file), file.string());
+  // generation_config.json beside it may name more end-of-sequence ids (chat models list their end-of-turn
+  // token there); generation stops on all of them.
+  const std::filesystem::path generation = file.parent_path() / "generation_config.json";
+  if (config.is_decoder() && std::filesystem::exists(generation)) {
+    const json g = read_json(generation);
+    if (!g.is_object()) fail("config", "{}: expected a JSON object", generation.string());
+    for (int64_t id : id_list(g, "eos_token_id", generation.string()))
+      if (std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), id) ==
+          config.eos_token_ids.end())
+        config.eos_token_ids.push_back(id);
+  }
+  return config;
 }
 
 }  // namespace wick::models

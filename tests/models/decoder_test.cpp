@@ -3,7 +3,10 @@
 // continuations equal to transformers' generate, and clear errors for mismatched files.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <filesystem>
+#include <fstream>
 
 #include "support/test_util.h"
 #include "wick/io/safetensors.h"
@@ -159,6 +162,36 @@ TEST(Config, UnknownArchitecturesAndOptionsAreRefused) {
   expect_error([&] { models::parse_config(j, "c"); }, {"rope_scaling"});
   expect_error([] { models::load_config("/nonexistent/model"); },
                {"[config]", "cannot open /nonexistent/model/config.json"});
+}
+
+TEST(Config, DefaultsFollowTheReferencePerArchitecture) {
+  nlohmann::json j = {{"model_type", "qwen2"},   {"vocab_size", 10},       {"hidden_size", 8},
+                      {"intermediate_size", 16}, {"num_hidden_layers", 1}, {"num_attention_heads", 2}};
+  EXPECT_EQ(models::parse_config(j, "c").max_position_embeddings, 32768);
+  j["model_type"] = "llama";
+  EXPECT_EQ(models::parse_config(j, "c").max_position_embeddings, 2048);
+}
+
+TEST(Config, GenerationConfigAddsEndOfSequenceIds) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("wick-generation-config-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  nlohmann::json config = nlohmann::json::parse(std::ifstream(model_dir("tiny-qwen2") + "/config.json"));
+  config["eos_token_id"] = 3;
+  std::ofstream(dir / "config.json") << config.dump();
+  EXPECT_EQ(models::load_config(dir.string()).eos_token_ids, (std::vector<int64_t>{3}));
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [7, 3, 9], "do_sample": true})";
+  EXPECT_EQ(models::load_config(dir.string()).eos_token_ids, (std::vector<int64_t>{3, 7, 9}));
+  EXPECT_EQ(models::load_config((dir / "config.json").string()).eos_token_ids,
+            (std::vector<int64_t>{3, 7, 9}));
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": "end"})";
+  expect_error(
+      [&] { models::load_config(dir.string()); },
+      {"[config]", "generation_config.json", "'eos_token_id' must be an integer or a list of integers"});
+  std::ofstream(dir / "generation_config.json") << R"({"eos_token_id": [7,)";
+  expect_error([&] { models::load_config(dir.string()); },
+               {"[config]", "generation_config.json", "malformed JSON"});
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

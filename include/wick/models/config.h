@@ -41,7 +41,8 @@ struct ModelConfig {
   bool is_decoder() const { return architecture != Architecture::bert; }
 };
 
-// Parses config.json from a file or a model directory. Unknown architectures, unsupported options (rope
+// Parses config.json from a file or a model directory, adding the end-of-sequence ids that a
+// generation_config.json beside it names. Unknown architectures, unsupported options (rope
 // scaling, sliding windows, non-SiLU decoder activations) and inconsistent sizes are refused with a clear
 // error.
 ModelConfig load_config(const std::string& path);
