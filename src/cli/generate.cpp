@@ -16,7 +16,7 @@ namespace wick::cli {
 namespace {
 
 struct GenerateOptions {
-  std::string model, prompt, prompts_file, adapter, system, device = "cpu", dtype = "f32";
+  std::string model, prompt, prompts_file, adapter, system, device = "cpu", dtype = "auto";
   std::vector<std::string> stop;
   generate::GenerationOptions generation;
   bool no_special = false, chat = false;
@@ -109,8 +109,11 @@ void run_chat(const GenerateOptions& o, const models::Decoder& model, const io::
 void run_generate(GenerateOptions o) {
   const auto config = models::load_config(o.model);
   const auto tokenizer = io::Tokenizer::from_file(o.model);
-  const models::Decoder model(config, models::CheckpointSource::open(o.model), device_from_name(o.device),
-                              dtype_from_name(o.dtype));
+  const Device device = device_from_name(o.device);
+  // Weights and the KV cache in bf16 on a GPU (as the checkpoints ship), f32 on the CPU, unless asked.
+  const DType dtype =
+      o.dtype == "auto" ? (device.is_cuda() ? DType::bf16 : DType::f32) : dtype_from_name(o.dtype);
+  const models::Decoder model(config, models::CheckpointSource::open(o.model), device, dtype);
   lora::LoraAdapter adapter;
   if (!o.adapter.empty()) {
     adapter = lora::LoraAdapter::load(o.adapter, config, model.device(), model.dtype());
@@ -161,7 +164,8 @@ void add_generate_command(CLI::App& app) {
   command->add_option("--adapter", o.adapter, "apply this LoRA adapter folder (PEFT format), unmerged");
   command->add_flag("--no-special-tokens", o.no_special, "do not add the tokenizer's template tokens");
   command->add_option("--device", o.device, "cpu or cuda[:N]")->capture_default_str();
-  command->add_option("--dtype", o.dtype, "f32, bf16 or f16")->capture_default_str();
+  command->add_option("--dtype", o.dtype, "auto (bf16 on cuda, f32 on cpu), f32, bf16 or f16")
+      ->capture_default_str();
   command->callback([] { run_generate(o); });
 }
 

@@ -53,9 +53,10 @@ void check_prompt(const models::ModelConfig& config, const std::vector<int32_t>&
   const std::string which = batched ? fmt::format("prompt {}: ", index) : "";
   const int64_t length = static_cast<int64_t>(prompt.size());
   if (prompt.empty()) fail("generate", "{}the prompt is empty", which);
-  if (length + options.max_new_tokens > config.max_position_embeddings)
-    fail("generate", "{}a prompt of {} tokens plus {} new ones exceeds the model's context of {}", which,
-         length, options.max_new_tokens, config.max_position_embeddings);
+  // A prompt must fit with room for one new token; generation stops where the context ends.
+  if (length + std::min<int64_t>(options.max_new_tokens, 1) > config.max_position_embeddings)
+    fail("generate", "{}a prompt of {} tokens leaves no room for new tokens in the model's context of {}",
+         which, length, config.max_position_embeddings);
   for (size_t i = 0; i < prompt.size(); ++i)
     if (prompt[i] < 0 || prompt[i] >= config.vocab_size)
       fail("generate", "{}prompt token {} at position {} is outside the model's vocabulary of {}", which,
@@ -115,12 +116,16 @@ std::vector<GenerationResult> run(const models::Decoder& model, const io::Tokeni
     fail("generate", "max_new_tokens must be >= 0, got {}", options.max_new_tokens);
   options.sampling.validate();
   const bool batched = prompts.size() > 1;
-  int64_t capacity = 0;
+  int64_t longest = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     check_prompt(config, prompts[i], options, i, batched);
-    capacity = std::max<int64_t>(
-        capacity, static_cast<int64_t>(prompts[i].size()) + std::max<int64_t>(options.max_new_tokens, 1));
+    longest = std::max<int64_t>(longest, static_cast<int64_t>(prompts[i].size()));
   }
+  // New tokens stop at the model's context (for the longest prompt, as all rows step together).
+  GenerationOptions bounded = options;
+  bounded.max_new_tokens = std::min(options.max_new_tokens, config.max_position_embeddings - longest);
+  const bool context_bound = bounded.max_new_tokens < options.max_new_tokens;
+  const int64_t capacity = longest + std::max<int64_t>(bounded.max_new_tokens, 1);
   const int64_t rows = static_cast<int64_t>(prompts.size());
   std::vector<Sequence> seqs;
   for (const auto& prompt : prompts) {
@@ -152,7 +157,7 @@ std::vector<GenerationResult> run(const models::Decoder& model, const io::Tokeni
     } else {
       logits = model.forward_last(ids, &cache, options.adapter);
     }
-    if (!seqs[i].done) accept(seqs[i], seqs[i].sampler.next(logits.select(0, 0)), options, text_of(i));
+    if (!seqs[i].done) accept(seqs[i], seqs[i].sampler.next(logits.select(0, 0)), bounded, text_of(i));
   }
   const double prefill_seconds = seconds_since(start);
   start = std::chrono::steady_clock::now();
@@ -174,7 +179,7 @@ std::vector<GenerationResult> run(const models::Decoder& model, const io::Tokeni
     while (running()) {
       const std::vector<int32_t> next = steps.step();
       for (size_t i = 0; i < seqs.size(); ++i)
-        if (!seqs[i].done) accept(seqs[i], next[i], options, text_of(i));
+        if (!seqs[i].done) accept(seqs[i], next[i], bounded, text_of(i));
     }
   }
   // Decode: one token per unfinished row per step (finished rows repeat their last token; it is discarded).
@@ -184,12 +189,13 @@ std::vector<GenerationResult> run(const models::Decoder& model, const io::Tokeni
     const Tensor logits = model.forward_last(Tensor::from_vector(next, {rows, 1}), &cache, options.adapter);
     for (size_t i = 0; i < seqs.size(); ++i)
       if (!seqs[i].done)
-        accept(seqs[i], seqs[i].sampler.next(logits.select(0, static_cast<int64_t>(i))), options, text_of(i));
+        accept(seqs[i], seqs[i].sampler.next(logits.select(0, static_cast<int64_t>(i))), bounded, text_of(i));
   }
   const double decode_seconds = seconds_since(start);
   std::vector<GenerationResult> results;
   for (size_t i = 0; i < seqs.size(); ++i) {
     finish(seqs[i], text_of(i));
+    if (context_bound && seqs[i].result.stop_reason == "max tokens") seqs[i].result.stop_reason = "context";
     seqs[i].result.prefill_seconds = prefill_seconds;
     seqs[i].result.decode_seconds = decode_seconds;
     results.push_back(std::move(seqs[i].result));

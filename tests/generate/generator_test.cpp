@@ -145,9 +145,17 @@ TEST(Generate, SeededSamplingIsReproducibleAndBadInputsAreErrors) {
   options.sampling.seed = 8;
   EXPECT_NE(a.tokens, generate::generate(model, nullptr, prompt, options).tokens);
 
-  options.max_new_tokens = 126;
-  expect_error([&] { generate::generate(model, nullptr, prompt, options); },
-               {"[generate]", "3 tokens plus 126 new ones exceeds the model's context of 128"});
+  // More new tokens than the context holds: generation stops where the context ends.
+  generate::GenerationOptions long_run;
+  long_run.max_new_tokens = 200;
+  const auto until_context = generate::generate(model, nullptr, prompt, long_run);
+  EXPECT_EQ(until_context.tokens.size(), 125u);
+  EXPECT_EQ(until_context.stop_reason, "context");
+  long_run.max_new_tokens = 125;
+  EXPECT_EQ(generate::generate(model, nullptr, prompt, long_run).stop_reason, "max tokens");
+  expect_error(
+      [&] { generate::generate(model, nullptr, std::vector<int32_t>(128, 5), options); },
+      {"[generate]", "a prompt of 128 tokens leaves no room for new tokens in the model's context of 128"});
   options.max_new_tokens = 4;
   expect_error(
       [&] {

@@ -28,7 +28,7 @@ struct GenerationOptions {
 struct GenerationResult {
   std::vector<int32_t> tokens;  // generated ids (an EOS that stopped generation excluded)
   std::string text;             // their decoded text (empty without a tokenizer)
-  std::string stop_reason;      // "eos", "stop string", "max tokens"
+  std::string stop_reason;      // "eos", "stop string", "max tokens", "context" (the model's end)
   int64_t prompt_tokens = 0;
   double prefill_seconds = 0, decode_seconds = 0;
 };
