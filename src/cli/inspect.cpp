@@ -24,6 +24,9 @@ class CheckingSource final : public models::WeightSource {
     requested_.insert(name);
     if (!checkpoint_.contains(name)) {
       problems_.push_back(fmt::format("missing tensor '{}' (expected shape {})", name, shape_str(expected)));
+    } else if (const auto& info = checkpoint_.info(name); !info.dtype || !is_floating(*info.dtype)) {
+      problems_.push_back(fmt::format("tensor '{}' is stored as {}, expected a floating-point dtype", name,
+                                      info.format_dtype));
     } else if (checkpoint_.info(name).shape != expected) {
       problems_.push_back(fmt::format("tensor '{}' has shape {} but the config needs {}", name,
                                       shape_str(checkpoint_.info(name).shape), shape_str(expected)));

@@ -34,7 +34,13 @@ CheckpointSource CheckpointSource::open(const std::string& path) {
 Tensor CheckpointSource::load(const std::string& name, const Shape& expected, Device device,
                               DType dtype) const {
   if (!checkpoint_.contains(name)) fail("model", "{}: missing tensor '{}'", origin(), name);
-  check_weight_shape(checkpoint_.file(name).path().string(), name, checkpoint_.info(name).shape, expected);
+  const std::string file = checkpoint_.file(name).path().string();
+  const io::TensorInfo& info = checkpoint_.info(name);
+  // Weights are floating point; integer or quantized storage would need a dequantization step.
+  if (!info.dtype || !is_floating(*info.dtype))
+    fail("model", "{}: tensor '{}' is stored as {}, expected a floating-point dtype (F32, F16, BF16, F64)",
+         file, name, info.format_dtype);
+  check_weight_shape(file, name, info.shape, expected);
   return checkpoint_.load(name, device, dtype);
 }
 

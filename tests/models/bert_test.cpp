@@ -2,6 +2,11 @@
 // hidden states, mean-pooled normalised embeddings and CLS pooling.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
 #include "support/test_util.h"
 #include "wick/io/safetensors.h"
 #include "wick/models/bert.h"
@@ -79,6 +84,41 @@ TEST(Bert, BadInputsAreClearErrors) {
         model.embed(ids, Tensor(), Tensor::from_vector<int64_t>({0, 0, 2, 0}, {1, 4}));
       },
       {"[bert]", "token type 2 at row 0, position 2 is outside [0, 2)"});
+}
+
+// A checkpoint that does not fit the config (a tensor missing, one of the wrong shape, one stored as
+// integers) is refused with the file and tensor named.
+TEST(Bert, MismatchedFilesAreClearErrors) {
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("wick-bert-mismatch-" + std::to_string(getpid()));
+  std::filesystem::create_directories(dir);
+  std::filesystem::copy_file(kDir + "/config.json", dir / "config.json");
+  const auto original = io::SafetensorsFile::open(kDir + "/model.safetensors");
+  std::map<std::string, Tensor> tensors;
+  for (const auto& name : original.names()) tensors[name] = original.load(name);
+  const std::string dense = "encoder.layer.0.intermediate.dense.weight";
+  const std::string name_prefix = tensors.count(dense) ? "" : "bert.";
+  const auto attempt = [&](std::map<std::string, Tensor> changed, const std::vector<std::string>& fragments) {
+    io::save_safetensors(dir / "model.safetensors", changed);
+    expect_error(
+        [&] {
+          models::BertEncoder(models::load_config(dir.string()), models::CheckpointSource::open(dir.string()),
+                              Device::cpu(), DType::f32);
+        },
+        fragments);
+  };
+  auto missing = tensors;
+  missing.erase(name_prefix + dense);
+  attempt(missing, {"[model]", "model.safetensors", "missing tensor '" + name_prefix + dense + "'"});
+  auto reshaped = tensors;
+  const Tensor weight = tensors[name_prefix + dense];
+  reshaped[name_prefix + dense] = weight.narrow(0, 0, weight.size(0) - 1).contiguous();
+  attempt(reshaped, {"[model]", "tensor '" + name_prefix + dense + "' has shape", "the config needs"});
+  auto integers = tensors;
+  integers[name_prefix + dense] = weight.to(DType::i32);
+  attempt(integers, {"[model]", "model.safetensors", "tensor '" + name_prefix + dense + "' is stored as I32",
+                     "expected a floating-point dtype"});
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace
