@@ -1,7 +1,7 @@
 // `wick embed MODEL`: sentence embeddings of text lines (a file or stdin) with a BERT-family model, written
 // as JSON lines or a .npy matrix. Lines are tokenized with the model's tokenizer, truncated to its max
-// length, batched with right padding, and pooled as the model's sentence-transformers config says (mean
-// unless told).
+// length, batched with right padding, pooled as the model's sentence-transformers config says (mean unless
+// told; other modes are refused) and L2-normalised where its module list has a Normalize step.
 #include <fmt/core.h>
 #include <fmt/os.h>
 
@@ -43,17 +43,55 @@ std::vector<std::string> read_lines(const std::string& path) {
   return lines;
 }
 
-// sentence-transformers' settings beside the model: max_seq_length and the pooling mode, when present.
-void read_sentence_config(const std::filesystem::path& dir, int64_t& max_length, std::string& pooling) {
-  if (std::ifstream f(dir / "sentence_bert_config.json"); f && max_length == 0) {
-    const auto j = nlohmann::json::parse(f, nullptr, false);
+nlohmann::json read_json(const std::filesystem::path& file) {
+  std::ifstream in(file);
+  if (!in) fail("embed", "cannot open {}", file.string());
+  const auto j = nlohmann::json::parse(in, nullptr, false);
+  if (!j.is_object() && !j.is_array()) fail("embed", "{}: malformed JSON", file.string());
+  return j;
+}
+
+// sentence-transformers' settings beside the model, where present: max_seq_length, the pooling mode (when
+// not given) and whether a Normalize module ends the pipeline.
+struct SentenceConfig {
+  int64_t max_length = 0;
+  std::string pooling;
+  bool normalize = true;  // without modules.json, as most embedding models ship
+};
+
+// `pooling_given`: the user chose the pooling, so the model's own mode is not read.
+SentenceConfig read_sentence_config(const std::filesystem::path& dir, bool pooling_given) {
+  SentenceConfig c;
+  if (const auto file = dir / "sentence_bert_config.json"; std::filesystem::exists(file)) {
+    const auto j = read_json(file);
     if (j.is_object() && j.contains("max_seq_length") && j["max_seq_length"].is_number_integer())
-      max_length = j["max_seq_length"].get<int64_t>();
+      c.max_length = j["max_seq_length"].get<int64_t>();
   }
-  if (std::ifstream f(dir / "1_Pooling" / "config.json"); f && pooling.empty()) {
-    const auto j = nlohmann::json::parse(f, nullptr, false);
-    if (j.is_object() && j.value("pooling_mode_cls_token", false)) pooling = "cls";
+  if (const auto file = dir / "1_Pooling" / "config.json"; !pooling_given && std::filesystem::exists(file)) {
+    const auto j = read_json(file);
+    std::vector<std::string> modes;
+    if (j.is_object())
+      for (const auto& [key, value] : j.items())
+        if (key.rfind("pooling_mode_", 0) == 0 && value.is_boolean() && value.get<bool>())
+          modes.push_back(key.substr(13));
+    if (modes == std::vector<std::string>{"cls_token"}) {
+      c.pooling = "cls";
+    } else if (modes == std::vector<std::string>{"mean_tokens"}) {
+      c.pooling = "mean";
+    } else if (!modes.empty()) {
+      fail("embed", "{}: pooling mode {} is not supported (wick pools by mean or cls; --pooling overrides)",
+           file.string(), fmt::join(modes, " + "));
+    }
   }
+  if (const auto file = dir / "modules.json"; std::filesystem::exists(file)) {
+    const auto j = read_json(file);
+    c.normalize = false;
+    if (j.is_array())
+      for (const auto& module : j)
+        if (module.is_object() && module.value("type", "").find("Normalize") != std::string::npos)
+          c.normalize = true;
+  }
+  return c;
 }
 
 void write_npy(const std::string& path, const std::vector<float>& values, int64_t rows, int64_t cols) {
@@ -80,12 +118,15 @@ void run_embed(const EmbedOptions& o) {
     fail("embed", "--format must be jsonl or npy, got '{}'", o.format);
   if (o.format == "npy" && o.output == "-") fail("embed", "--format npy needs --output FILE");
   if (o.batch_size < 1) fail("embed", "--batch-size must be >= 1, got {}", o.batch_size);
+  if (o.max_length < 0 || o.max_length == 1)
+    fail("embed", "--max-length must be >= 2 (room for [CLS] and [SEP]), got {}", o.max_length);
   const std::filesystem::path dir = o.model;
   const auto config = models::load_config(o.model);
   const auto tokenizer = io::Tokenizer::from_file(dir);
-  int64_t max_length = o.max_length;
-  std::string pooling = o.pooling;
-  read_sentence_config(dir, max_length, pooling);
+  const SentenceConfig sentence = read_sentence_config(dir, !o.pooling.empty());
+  int64_t max_length = o.max_length > 0 ? o.max_length : sentence.max_length;
+  std::string pooling = o.pooling.empty() ? sentence.pooling : o.pooling;
+  const bool normalize = sentence.normalize && !o.no_normalize;
   if (max_length == 0) max_length = tokenizer.model_max_length().value_or(config.max_position_embeddings);
   max_length = std::min(max_length, config.max_position_embeddings);
   if (pooling.empty()) pooling = "mean";
@@ -127,7 +168,7 @@ void run_embed(const EmbedOptions& o) {
     const Tensor embeddings =
         model.embed(Tensor::from_vector(flat_ids, {n, longest}), Tensor::from_vector(mask, {n, longest}),
                     Tensor::from_vector(flat_types, {n, longest}),
-                    pooling == "cls" ? models::Pooling::cls : models::Pooling::mean, !o.no_normalize);
+                    pooling == "cls" ? models::Pooling::cls : models::Pooling::mean, normalize);
     const std::vector<float> values = embeddings.to_vector<float>();
     if (text_out) {
       for (int64_t i = 0; i < n; ++i)
@@ -161,7 +202,10 @@ void add_embed_command(CLI::App& app) {
                       "tokens per line, [CLS] and [SEP] included (default: the "
                       "model's max_seq_length)");
   command->add_option("--pooling", o.pooling, "mean or cls (default: the model's pooling config, else mean)");
-  command->add_flag("--no-normalize", o.no_normalize, "skip the L2 normalisation");
+  command->add_flag(
+      "--no-normalize", o.no_normalize,
+      "skip the L2 normalisation (done when the model's modules.json ends in Normalize, or has no "
+      "modules.json)");
   command->callback([] { run_embed(o); });
 }
 
