@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <regex>
 #include <set>
 #include <sstream>
 
@@ -40,7 +41,33 @@ bool unused(const nlohmann::json& config, const char* key) {
   return v.is_null() || (v.is_boolean() && !v.get<bool>()) || ((v.is_object() || v.is_array()) && v.empty());
 }
 
-LoraConfig parse_adapter_config(const nlohmann::json& j, const std::string& where) {
+// PEFT reads a target_modules string (other than "all-linear") as a regular expression that must match a
+// module's whole name, e.g. "model.layers.3.self_attn.q_proj". Returns the projections it matches in every
+// one of the model's `layers`; one matched in some layers only cannot be expressed here and is refused.
+std::vector<std::string> projections_matching(const std::string& pattern, int64_t layers) {
+  std::regex regex;
+  try {
+    regex = std::regex(pattern, std::regex::ECMAScript);
+  } catch (const std::regex_error& e) {
+    fail("lora", "target_modules '{}' is not a valid regular expression: {}", pattern, e.what());
+  }
+  std::vector<std::string> names;
+  for (Projection p : kProjections) {
+    int64_t matched = 0;
+    for (int64_t layer = 0; layer < layers; ++layer)
+      matched += std::regex_match(fmt::format("model.layers.{}.{}", layer, projection_path(p)), regex);
+    if (matched == layers) names.emplace_back(projection_name(p));
+    if (matched != 0 && matched != layers)
+      fail("lora",
+           "target_modules '{}' selects {} in {} of {} layers; wick applies a projection's adapter to every "
+           "layer",
+           pattern, projection_name(p), matched, layers);
+  }
+  if (names.empty()) fail("lora", "target_modules '{}' matches none of the model's projections", pattern);
+  return names;
+}
+
+LoraConfig parse_adapter_config(const nlohmann::json& j, const std::string& where, int64_t layers) {
   if (!j.is_object()) fail("lora", "{}: expected a JSON object", where);
   auto field = [&](const char* key) -> const nlohmann::json& {
     if (!j.contains(key)) fail("lora", "{}: missing the field '{}'", where, key);
@@ -62,11 +89,10 @@ LoraConfig parse_adapter_config(const nlohmann::json& j, const std::string& wher
     c.use_rslora = j.value("use_rslora", false);
     const auto& targets = field("target_modules");
     std::vector<std::string> names;
-    if (targets.is_string()) {
+    if (targets.is_string() && targets.get<std::string>() != "all-linear") {
+      names = projections_matching(targets.get<std::string>(), layers);
+    } else if (targets.is_string()) {
       names.push_back(targets.get<std::string>());
-      if (names[0] != "all-linear")
-        fail("lora", "{}: target_modules as a pattern ('{}') is not supported; list the module names", where,
-             names[0]);
     } else {
       names = targets.get<std::vector<std::string>>();
     }
@@ -126,7 +152,8 @@ LoraAdapter LoraAdapter::load(const std::string& folder, const models::ModelConf
            folder, kWeightsFile);
     fail("lora", "{}: missing {}", folder, kWeightsFile);
   }
-  const LoraConfig config = parse_adapter_config(read_json(config_path), config_path.string());
+  const LoraConfig config =
+      parse_adapter_config(read_json(config_path), config_path.string(), model.num_hidden_layers);
   LoraAdapter adapter = allocate(model, config, device, dtype);
   const io::SafetensorsFile file = io::SafetensorsFile::open(weights_path);
   std::set<std::string> expected;

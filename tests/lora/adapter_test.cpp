@@ -155,6 +155,37 @@ TEST(LoraAdapter, RefusesFoldersThatDoNotFit) {
   fs::remove_all(dir);
 }
 
+// PEFT's target_modules may be one regular expression over whole module names: it loads when it selects
+// projections in every layer, and is refused by name when it selects some layers only or does not parse.
+TEST(LoraAdapter, TargetModulesAsAPattern) {
+  const auto model = models::load_config(tiny_qwen2());
+  Generator gen = fresh_generator();
+  auto adapter = lora::LoraAdapter::create(model, config_for({lora::Projection::q, lora::Projection::v}), 5);
+  adapter.flat().copy_(rand_normal(adapter.flat().shape(), gen));
+  const fs::path dir = fresh_folder("pattern");
+  adapter.save(dir.string());
+  const std::string config_path = (dir / "adapter_config.json").string();
+  const auto original = nlohmann::json::parse(std::ifstream(config_path));
+  auto with_targets = [&](const std::string& pattern) {
+    nlohmann::json j = original;
+    j["target_modules"] = pattern;
+    std::ofstream(config_path) << j.dump();
+  };
+  with_targets(R"(.*\.(q_proj|v_proj))");
+  const auto loaded = lora::LoraAdapter::load(dir.string(), model);
+  EXPECT_EQ(loaded.config().targets,
+            (std::vector<lora::Projection>{lora::Projection::q, lora::Projection::v}));
+  EXPECT_EQ(values(loaded.flat()), values(adapter.flat()));
+  with_targets(R"(model\.layers\.0\.self_attn\.(q|v)_proj)");
+  expect_error([&] { lora::LoraAdapter::load(dir.string(), model); }, {"selects q_proj in 1 of 2 layers"});
+  with_targets("(q_proj");
+  expect_error([&] { lora::LoraAdapter::load(dir.string(), model); }, {"not a valid regular expression"});
+  with_targets(".*embed_tokens");
+  expect_error([&] { lora::LoraAdapter::load(dir.string(), model); },
+               {"matches none of the model's projections"});
+  fs::remove_all(dir);
+}
+
 TEST(LoraAdapter, MergedWeightsGiveTheUnmergedLogits) {
   const auto config = models::load_config(tiny_qwen2());
   models::Decoder model(config, models::CheckpointSource::open(tiny_qwen2()), Device::cpu(), DType::f64);
