@@ -1,6 +1,7 @@
-// LoRA training's loss and gradients on the tiny Qwen2 model: the loss equals the decoder's logits through
-// cross-entropy, the LoRA gradients equal central finite differences in float64 (with and without dropout),
-// checkpointing and accumulation change nothing they should not, and bad batches are refused.
+// LoRA training's loss and gradients on the tiny Qwen2 model (and the gradients on the tiny Llama): the loss
+// equals the decoder's logits through cross-entropy, the LoRA gradients equal central finite differences in
+// float64 (with and without dropout), checkpointing and accumulation change nothing they should not, and bad
+// batches are refused.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -13,13 +14,10 @@
 namespace wick::test {
 namespace {
 
-std::string tiny_qwen2() {
-  return std::string(WICK_TEST_DATA_DIR) + "/models/tiny-qwen2";
-}
-
-models::Decoder load_tiny(DType dtype) {
-  return models::Decoder(models::load_config(tiny_qwen2()), models::CheckpointSource::open(tiny_qwen2()),
-                         Device::cpu(), dtype);
+// "tiny-qwen2" (q/k/v biases, tied embeddings, 2 KV heads) or "tiny-llama" (no biases, its own lm_head).
+models::Decoder load_tiny(DType dtype, const std::string& name = "tiny-qwen2") {
+  const std::string dir = std::string(WICK_TEST_DATA_DIR) + "/models/" + name;
+  return models::Decoder(models::load_config(dir), models::CheckpointSource::open(dir), Device::cpu(), dtype);
 }
 
 lora::LoraConfig all_projections(int64_t rank, double dropout = 0.0) {
@@ -81,10 +79,11 @@ TEST(LoraTraining, LossEqualsCrossEntropyOfTheAdaptedLogits) {
   EXPECT_GT(std::abs(train::evaluate_loss(model, nullptr, batch) - expected), 1e-6);
 }
 
-void expect_gradients_match_finite_differences(double dropout) {
+void expect_gradients_match_finite_differences(double dropout, const std::string& model_name = "tiny-qwen2") {
   Generator gen = fresh_generator();
-  SCOPED_TRACE("seed " + std::to_string(gen.seed()) + ", dropout " + std::to_string(dropout));
-  const auto model = load_tiny(DType::f64);
+  SCOPED_TRACE("seed " + std::to_string(gen.seed()) + ", dropout " + std::to_string(dropout) + ", " +
+               model_name);
+  const auto model = load_tiny(DType::f64, model_name);
   auto adapter = random_adapter(model, all_projections(3, dropout), gen);
   const auto batch = random_batch(gen, 2, 7, model.config().vocab_size);
   train::ForwardBackwardOptions options;
@@ -126,6 +125,10 @@ TEST(LoraTraining, GradientsMatchFiniteDifferences) {
 
 TEST(LoraTraining, GradientsMatchFiniteDifferencesWithDropout) {
   expect_gradients_match_finite_differences(0.3);
+}
+
+TEST(LoraTraining, GradientsMatchFiniteDifferencesOnLlama) {
+  expect_gradients_match_finite_differences(0.1, "tiny-llama");
 }
 
 TEST(LoraTraining, CheckpointingAndAccumulationKeepTheGradients) {
