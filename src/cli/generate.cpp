@@ -66,19 +66,23 @@ void run_batch(const GenerateOptions& o, const models::Decoder& model, const io:
   }
   if (prompts.empty()) fail("generate", "{}: no prompts (one per line)", o.prompts_file);
   const auto results = generate::generate_batch(model, &tokenizer, prompts, o.generation);
-  int64_t generated = 0;
+  int64_t generated = 0, prompt_tokens = 0;
   for (size_t i = 0; i < results.size(); ++i) {
     generated += static_cast<int64_t>(results[i].tokens.size());
+    prompt_tokens += results[i].prompt_tokens;
     fmt::print("{}\n", nlohmann::json{{"prompt", texts[i]},
                                       {"text", results[i].text},
                                       {"tokens", results[i].tokens.size()},
                                       {"stop", results[i].stop_reason}}
                            .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
   }
+  const double prefill = results[0].prefill_seconds, decode = results[0].decode_seconds;
   fmt::print(
-      stderr, "[{} prompts; {} tokens generated in {:.3f} s ({:.1f} tok/s)]\n", results.size(), generated,
-      results[0].decode_seconds,
-      results[0].decode_seconds > 0 ? static_cast<double>(generated) / results[0].decode_seconds : 0.0);
+      stderr,
+      "[{} prompts: {} prompt tokens in {:.3f} s ({:.1f} tok/s); {} generated in {:.3f} s ({:.1f} tok/s)]\n",
+      results.size(), prompt_tokens, prefill,
+      prefill > 0 ? static_cast<double>(prompt_tokens) / prefill : 0.0, generated, decode,
+      decode > 0 ? static_cast<double>(generated) / decode : 0.0);
 }
 
 // Chat: the conversation goes through the model's chat template. With a prompt, one reply; without, turns are
