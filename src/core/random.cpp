@@ -52,19 +52,25 @@ Tensor generate(const Shape& shape, Generator& generator, DType dtype, Device de
   return Tensor::from_vector(values, shape).to(dtype).to(device);
 }
 
-// The largest value of `dtype` below `high`: rounding is monotonic, so any number up to it stays below `high`
-// once stored. Steps down from `high` as stored, doubling the step until the rounding leaves it.
+// The largest finite value of `dtype` below `high` (finite): rounding is monotonic, so any number up to it
+// stays below `high` once stored. Steps down from `high` as stored, doubling the step until the rounding
+// leaves it.
 double largest_below(double high, DType dtype) {
   const auto stored = [dtype](double x) {
     return Tensor::from_vector(std::vector<double>{x}, Shape{}).to(dtype).to_vector<double>()[0];
   };
-  const double top = stored(high);
+  const double largest_finite = dtype == DType::f16    ? 65504.0
+                                : dtype == DType::bf16 ? 0x1.fep127
+                                : dtype == DType::f32 ? static_cast<double>(std::numeric_limits<float>::max())
+                                                      : std::numeric_limits<double>::max();
+  const double top = std::min(stored(high), largest_finite);
   if (top < high) return top;
-  for (double step = std::max(std::abs(top) * 0x1p-53, std::numeric_limits<double>::denorm_min());;
-       step *= 2) {
+  for (double step = std::max(std::abs(top) * 0x1p-53, std::numeric_limits<double>::denorm_min());
+       std::isfinite(step); step *= 2) {
     const double below = stored(top - step);
     if (below < top) return below;
   }
+  fail("rand_uniform", "found no {} value below {}", dtype_name(dtype), high);
 }
 
 }  // namespace
@@ -72,7 +78,11 @@ double largest_below(double high, DType dtype) {
 Tensor rand_uniform(const Shape& shape, Generator& generator, double low, double high, DType dtype,
                     Device device) {
   if (!(low < high)) fail("rand_uniform", "needs low < high, got [{}, {})", low, high);
+  if (!std::isfinite(low) || !std::isfinite(high))
+    fail("rand_uniform", "needs finite bounds, got [{}, {})", low, high);
+  if (!is_floating(dtype)) fail("random", "dtype must be floating-point, got {}", dtype_name(dtype));
   const double top = largest_below(high, dtype);
+  if (top < low) fail("rand_uniform", "no {} value lies in [{}, {})", dtype_name(dtype), low, high);
   return generate(shape, generator, dtype, device, [&](std::array<double, 4> u) {
     for (double& x : u) x = std::min(low + (high - low) * x, top);
     return u;

@@ -24,6 +24,6 @@ eval "$job" > "$work/out" 2> "$work/log"
 test -f "$work/smol-adapter/adapter_model.safetensors" -a -f "$work/smol-adapter/adapter_config.json"
 # The loss log: the last step's loss below the first's.
 awk -F, 'NR == 2 { first = $3 } END { if (!($3 < first)) exit 1 }' "$work/smol-adapter/loss.csv"
-test -s "$work/out"
+grep -q '[[:alnum:]]' "$work/out"
 grep -q "generated" "$work/log"
 echo "ok"

@@ -38,7 +38,8 @@ printf 'Tom saw\nMia was\n\nA big\n' > "$work/prompts.txt"
 "$wick" generate "$model" --adapter "$work/run" -i "$work/prompts.txt" -n 8 --temperature 0 > "$work/batch.jsonl" 2> /dev/null
 test "$(wc -l < "$work/batch.jsonl")" -eq 3
 # The batch summary gives prompt and generation rates.
-"$wick" generate "$model" -i "$work/prompts.txt" -n 4 --temperature 0 2>&1 >/dev/null | grep -q "3 prompts: .* prompt tokens in .* generated in"
+"$wick" generate "$model" -i "$work/prompts.txt" -n 4 --temperature 0 > /dev/null 2> "$work/summary"
+grep -q "3 prompts: .* prompt tokens in .* generated in" "$work/summary"
 alone=$("$wick" generate "$model" --adapter "$work/run" -p "Mia was" -n 8 --temperature 0 2> /dev/null | head -c -1)
 python3 -c 'import json, sys; rows = [json.loads(l) for l in open(sys.argv[1])]; assert rows[1]["prompt"] == "Mia was"; assert rows[1]["text"] == sys.argv[2], (rows[1]["text"], sys.argv[2])' "$work/batch.jsonl" "$alone"
 # Bad input: one clear error each, non-zero exit.

@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "support/test_util.h"
@@ -124,6 +125,10 @@ TEST(Random, UniformRangeAndMoments) {
   }
   const Moments narrow = moments(rand_uniform({n}, gen, 1000.0, 1001.0, DType::bf16));
   EXPECT_LT(narrow.max, 1001.0);
+  // A bound past the dtype's range: values stay finite, up to the largest finite value.
+  const Moments wide = moments(rand_uniform({n}, gen, 60000.0, 70000.0, DType::f16));
+  EXPECT_LE(wide.max, 65504.0);
+  EXPECT_GE(wide.min, 60000.0);
 }
 
 TEST(Random, DtypesAndShapes) {
@@ -144,4 +149,10 @@ TEST(Random, BadArgumentsAreErrors) {
   test::expect_error([&] { rand_normal({2}, gen, 0.0, -1.0); }, {"[rand_normal]", ">= 0", "-1"});
   test::expect_error([&] { rand_normal({2}, gen, 0.0, 1.0, DType::i32); },
                      {"[random]", "floating-point", "i32"});
+  test::expect_error([&] { rand_uniform({2}, gen, 0.0, std::numeric_limits<double>::infinity()); },
+                     {"[rand_uniform]", "finite bounds"});
+  test::expect_error([&] { rand_uniform({2}, gen, 1000.5, 1001.0, DType::bf16); },
+                     {"[rand_uniform]", "no bf16 value lies in [1000.5, 1001)"});
+  test::expect_error([&] { rand_uniform({2}, gen, 0.0, 1.0, DType::i64); },
+                     {"[random]", "floating-point", "i64"});
 }

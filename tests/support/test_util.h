@@ -18,7 +18,9 @@ namespace wick::test {
 
 // A generator seeded differently for every call, so each test run draws fresh data. Each seed is printed (a
 // failing test's output shows it). WICK_TEST_SEED=<seed> gives the first generator of a process that seed
-// (and the next ones seed + 1, + 2, ...) to replay a failing test run alone.
+// (and the next ones seed + 1, + 2, ...): run the failing test alone (--gtest_filter) with the seed it
+// printed to replay it; a test that makes several generators replays exactly when its failing one was the
+// first.
 inline Generator fresh_generator() {
   static std::random_device device;
   static uint64_t calls = 0;
