@@ -2,6 +2,8 @@
 // non-contiguous inputs, odd sizes. Skips cleanly where no CUDA device is present.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "support/test_util.h"
 #include "wick/cuda.h"
 
@@ -393,10 +395,37 @@ TEST_P(Cuda, SamplingFiltersAndDrawsMatchTheCpu) {
     EXPECT_EQ(values(ops::top_k_filter(on_gpu(logits), k)), values(ops::top_k_filter(logits.to(dtype()), k)))
         << k;
   }
+  // The GPU sums probability mass in f32, the CPU in f64: a row whose cumulative mass passes within 1e-5 of
+  // top_p may keep one token more or fewer there; every other row keeps exactly the same tokens.
+  const auto near_boundary = [](const std::vector<double>& row, double top_p) {
+    std::vector<double> p(row);
+    std::sort(p.begin(), p.end(), std::greater<>());
+    double total = 0, mass = 0;
+    for (double x : p) total += std::exp(x - p.front());
+    for (double x : p) {
+      mass += std::exp(x - p.front()) / total;
+      if (std::abs(mass - top_p) < 1e-5) return true;
+    }
+    return false;
+  };
+  const auto kept = [](const std::vector<double>& row) {
+    return std::count_if(row.begin(), row.end(), [](double x) { return std::isfinite(x); });
+  };
   for (double top_p : {0.1, 0.5, 0.95}) {
-    EXPECT_EQ(values(ops::top_p_filter(on_gpu(logits), top_p)),
-              values(ops::top_p_filter(logits.to(dtype()), top_p)))
-        << top_p;
+    const std::vector<double> gpu = values(ops::top_p_filter(on_gpu(logits), top_p));
+    const std::vector<double> cpu = values(ops::top_p_filter(logits.to(dtype()), top_p));
+    const std::vector<double> rounded = values(logits.to(dtype()));
+    for (size_t r = 0; r < 6; ++r) {
+      const auto slice = [r](const std::vector<double>& v) {
+        return std::vector<double>(v.begin() + static_cast<std::ptrdiff_t>(r * 1000),
+                                   v.begin() + static_cast<std::ptrdiff_t>((r + 1) * 1000));
+      };
+      if (near_boundary(slice(rounded), top_p)) {
+        EXPECT_LE(std::abs(kept(slice(gpu)) - kept(slice(cpu))), 1) << top_p << " row " << r;
+      } else {
+        EXPECT_EQ(slice(gpu), slice(cpu)) << top_p << " row " << r;
+      }
+    }
   }
   const Tensor many = input({4000, 37}, 2.0);
   Generator cpu_gen(99), gpu_gen(99);

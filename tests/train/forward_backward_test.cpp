@@ -48,7 +48,8 @@ train::Batch random_batch(Generator& gen, int64_t batch, int64_t seq, int64_t vo
   for (int64_t b = 0; b < batch; ++b)
     for (int64_t t = 0; t < seq; ++t) {
       const size_t i = static_cast<size_t>(b * seq + t);
-      const bool counts = t + 1 < seq && keep[i] > 0.25;
+      // Each row's first position always counts, so no batch is left without targets.
+      const bool counts = t + 1 < seq && (t == 0 || keep[i] > 0.25);
       target_values.push_back(counts ? id_values[i + 1] : train::kIgnoreIndex);
       counted += counts;
     }
