@@ -216,5 +216,31 @@ TEST(LoraAdapter, MergedWeightsGiveTheUnmergedLogits) {
   expect_error([&] { model.forward(ids, nullptr, &f32); }, {"adapter is f32", "computes in f64"});
 }
 
+// Several adapters held at once over one loaded model and switched per call: each call's logits are those of
+// the base weights with that adapter merged, and switching back gives the first adapter's logits again.
+TEST(LoraAdapter, SeveralAdaptersSwitchedPerCall) {
+  const auto config = models::load_config(tiny_qwen2());
+  models::Decoder model(config, models::CheckpointSource::open(tiny_qwen2()), Device::cpu(), DType::f64);
+  Generator gen = fresh_generator();
+  auto first = lora::LoraAdapter::create(config, config_for({lora::Projection::q, lora::Projection::down}),
+                                         gen.seed(), Device::cpu(), DType::f64);
+  auto second = lora::LoraAdapter::create(config, config_for({lora::Projection::v, lora::Projection::up}, 2),
+                                          gen.seed() + 1, Device::cpu(), DType::f64);
+  first.flat().copy_(rand_normal(first.flat().shape(), gen, 0.0, 0.05, DType::f64));
+  second.flat().copy_(rand_normal(second.flat().shape(), gen, 0.0, 0.05, DType::f64));
+  const Tensor ids = Tensor::from_vector(std::vector<int32_t>{3, 17, 250, 4, 99, 7}, {2, 3});
+  const Tensor with_first = model.forward(ids, nullptr, &first).to(DType::f64);
+  const Tensor with_second = model.forward(ids, nullptr, &second).to(DType::f64);
+  EXPECT_GT(relative_error(with_first, with_second), 1e-3);
+  EXPECT_EQ(values(model.forward(ids, nullptr, &first)), values(with_first));
+  EXPECT_GT(relative_error(model.forward(ids).to(DType::f64), with_first), 1e-3);
+  for (const auto* adapter : {&first, &second}) {
+    model.merge_adapter(*adapter);
+    EXPECT_LE(relative_error(model.forward(ids).to(DType::f64), adapter == &first ? with_first : with_second),
+              1e-6);
+    model.unmerge_adapter(*adapter);
+  }
+}
+
 }  // namespace
 }  // namespace wick::test
