@@ -7,11 +7,23 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <string_view>
 
 #include "wick/error.h"
 #include "wick/ops.h"
 
 namespace wick::models {
+namespace {
+
+// WICK_DECODE_PREFETCH=1: prefetch each layer's MLP weights during a decode step (read at every step built,
+// so a test can compare both ways in one process; graph replays keep what their capture saw).
+bool decode_prefetch() {
+  const char* setting = std::getenv("WICK_DECODE_PREFETCH");
+  return setting != nullptr && std::string_view(setting) == "1";
+}
+
+}  // namespace
 
 KvCache::KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, DType dtype, Device device)
     : batch_(batch), capacity_(capacity) {
@@ -219,6 +231,12 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
     const auto adapted = [&](Projection p) {
       return adapter != nullptr && adapter->find(layer, p) != nullptr;
     };
+    // While the q/k/v, attention and o kernels run (latency-bound at a few rows), bring the MLP weights into
+    // L2 so that its memory-bound products read them from there. Off unless WICK_DECODE_PREFETCH=1: a
+    // measured speed-up decides the default.
+    if (decode_prefetch() && !adapted(Projection::gate) && !adapted(Projection::up) &&
+        !adapted(Projection::down))
+      ops::prefetch({l.gate_up, l.down});
     Tensor q;
     if (!adapted(Projection::q) && !adapted(Projection::k) && !adapted(Projection::v)) {
       // The norm, the q, k, v product, the rotation and the cache writes in one step.
