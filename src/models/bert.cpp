@@ -157,7 +157,7 @@ Tensor BertEncoder::encode(const Inputs& in) const {
 Tensor BertEncoder::pool(const Tensor& hidden, const Inputs& in, Pooling pooling, bool normalize) const {
   // Mean over each row's tokens (an empty row pools to zeros), or the first token's state; f32 either way.
   const Tensor pooled = pooling == Pooling::cls ? hidden.select(1, 0).to(DType::f32).contiguous()
-                                                : ops::prefix_mean(hidden, in.lengths).to(DType::f32);
+                                                : ops::mean_pool(hidden, in.lengths).to(DType::f32);
   if (!normalize) return pooled;
   // x / ‖x‖ = rms_norm(x) / sqrt(width); the tiny eps keeps a zero vector zero, far below any real row's mean
   // square.

@@ -26,7 +26,7 @@ struct EmbeddingSumCall {
   Tensor& out;
 };
 
-struct PrefixMeanCall {
+struct MeanPoolCall {
   const Tensor& x;
   const Tensor& lengths;
   const Tensor& out;
@@ -112,8 +112,8 @@ Tensor embedding_sum_layer_norm(const Tensor& word_table, const Tensor& ids, con
   return out;
 }
 
-Tensor prefix_mean(const Tensor& x, const Tensor& lengths) {
-  constexpr std::string_view op = "prefix_mean";
+Tensor mean_pool(const Tensor& x, const Tensor& lengths) {
+  constexpr std::string_view op = "mean_pool";
   check_floating(op, "x", x);
   check_rank(op, "x", x, 3);
   check_i64(op, "lengths", lengths);
@@ -121,21 +121,21 @@ Tensor prefix_mean(const Tensor& x, const Tensor& lengths) {
   check_same_device(op, {{"x", &x}, {"lengths", &lengths}});
   const Tensor out =
       Tensor::empty({x.size(0), x.size(2)}, x.dtype() == DType::f64 ? DType::f64 : DType::f32, x.device());
-  static const std::vector<Implementation<PrefixMeanCall>> table = {
+  static const std::vector<Implementation<MeanPoolCall>> table = {
       {"cpu", "cpu tensors",
-       [](const PrefixMeanCall& c) {
+       [](const MeanPoolCall& c) {
          return on_cpu({&c.x, &c.lengths});
        },
-       [](const PrefixMeanCall& c) { cpu::prefix_mean(c.x, c.lengths, c.out); }},
+       [](const MeanPoolCall& c) { cpu::mean_pool(c.x, c.lengths, c.out); }},
 #ifdef WICK_WITH_CUDA
       {"cuda", "cuda tensors",
-       [](const PrefixMeanCall& c) {
+       [](const MeanPoolCall& c) {
          return on_cuda({&c.x, &c.lengths});
        },
-       [](const PrefixMeanCall& c) { cuda::prefix_mean(c.x, c.lengths, c.out); }},
+       [](const MeanPoolCall& c) { cuda::mean_pool(c.x, c.lengths, c.out); }},
 #endif
   };
-  dispatch(op, table, PrefixMeanCall{x, lengths, out}, describe({{"x", &x}, {"lengths", &lengths}}));
+  dispatch(op, table, MeanPoolCall{x, lengths, out}, describe({{"x", &x}, {"lengths", &lengths}}));
   return out;
 }
 

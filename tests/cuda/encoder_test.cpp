@@ -4,21 +4,12 @@
 // without a CUDA device.
 #include <gtest/gtest.h>
 
-#include "support/test_util.h"
-#include "wick/cuda.h"
+#include "support/cuda_test.h"
 
 namespace wick::test {
 namespace {
 
-class CudaEncoder : public ::testing::TestWithParam<DType> {
- protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (CUDA built: " << cuda_built() << ")";
-  }
-  Device gpu = Device::cuda(0);
-  Generator gen = fresh_generator();
-  DType dtype() const { return GetParam(); }
-};
+class CudaEncoder : public CudaTest {};
 
 INSTANTIATE_TEST_SUITE_P(Dtypes, CudaEncoder, ::testing::Values(DType::f32, DType::bf16, DType::f16),
                          [](const auto& info) { return std::string(dtype_name(info.param)); });
@@ -58,15 +49,15 @@ TEST_P(CudaEncoder, EmbeddingSumLayerNormHasTheCompositionsBits) {
   }
 }
 
-TEST_P(CudaEncoder, PrefixMeanMatchesTheCpu) {
+TEST_P(CudaEncoder, MeanPoolMatchesTheCpu) {
   const std::vector<int64_t> lengths = {130, 1, 0, 77, 500, -3};
   const Tensor length_tensor = Tensor::from_vector(lengths, {6});
   for (int64_t width : {384, 1000, 7}) {
     SCOPED_TRACE(testing::Message() << dtype_name(dtype()) << " width " << width);
     const Tensor x = randn(gen, {6, 130, width}, dtype());
-    const Tensor expected = ops::prefix_mean(x, length_tensor);
+    const Tensor expected = ops::mean_pool(x, length_tensor);
     for (const Tensor& input : {x.to(gpu), non_contiguous(x).to(gpu)}) {
-      const Tensor pooled = ops::prefix_mean(input, length_tensor.to(gpu));
+      const Tensor pooled = ops::mean_pool(input, length_tensor.to(gpu));
       ASSERT_EQ(pooled.device(), gpu);
       ASSERT_EQ(pooled.dtype(), DType::f32);
       EXPECT_LE(relative_error(pooled.to(Device::cpu()).to(DType::f64), expected.to(DType::f64)), 1e-6);
@@ -79,13 +70,13 @@ TEST_P(CudaEncoder, PrefixMeanMatchesTheCpu) {
   }
 }
 
-TEST_P(CudaEncoder, PrefixMeanInFloat64) {
+TEST_P(CudaEncoder, MeanPoolInFloat64) {
   if (dtype() != DType::f32) GTEST_SKIP() << "one run covers f64";
   const Tensor x = randn(gen, {3, 20, 65}, DType::f64);
   const Tensor lengths = Tensor::from_vector(std::vector<int64_t>{20, 5, 0}, {3});
-  const Tensor pooled = ops::prefix_mean(x.to(gpu), lengths.to(gpu));
+  const Tensor pooled = ops::mean_pool(x.to(gpu), lengths.to(gpu));
   ASSERT_EQ(pooled.dtype(), DType::f64);
-  EXPECT_LE(relative_error(pooled.to(Device::cpu()), ops::prefix_mean(x, lengths)), 1e-14);
+  EXPECT_LE(relative_error(pooled.to(Device::cpu()), ops::mean_pool(x, lengths)), 1e-14);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 // The fused encoder steps on the CPU: embedding_sum_layer_norm is its composition of plain ops (bit for bit)
-// and matches a float64 reference; prefix_mean matches a float64 mean over each row's first tokens; bad
+// and matches a float64 reference; mean_pool matches a float64 mean over each row's first tokens; bad
 // arguments give one clear error naming the op.
 #include <gtest/gtest.h>
 
@@ -75,7 +75,7 @@ TEST(EncoderOps, EmbeddingSumLayerNormWithoutNormParameters) {
   EXPECT_EQ(test::values(out), test::values(ops::layer_norm(sum, Tensor(), Tensor(), 1e-5)));
 }
 
-TEST(EncoderOps, PrefixMeanAveragesEachRowsFirstTokens) {
+TEST(EncoderOps, MeanPoolAveragesEachRowsFirstTokens) {
   Generator gen = test::fresh_generator();
   SCOPED_TRACE(ref::seed_of(gen));
   const int64_t batch = 5, seq = 7, width = 13;
@@ -85,7 +85,7 @@ TEST(EncoderOps, PrefixMeanAveragesEachRowsFirstTokens) {
     SCOPED_TRACE(dtype_name(dtype));
     const Tensor x = test::randn(gen, {batch, seq, width}, dtype);
     for (const Tensor& input : {x, test::non_contiguous(x)}) {
-      const Tensor out = ops::prefix_mean(input, Tensor::from_vector(lengths, {batch}));
+      const Tensor out = ops::mean_pool(input, Tensor::from_vector(lengths, {batch}));
       ASSERT_EQ(out.shape(), (Shape{batch, width}));
       EXPECT_EQ(out.dtype(), dtype == DType::f64 ? DType::f64 : DType::f32);
       const ref::Vec v = test::values(x);
@@ -128,19 +128,19 @@ TEST(EncoderOps, BadArgumentsNameTheProblem) {
                      {"embedding_sum_layer_norm", "same dtype"});
   test::expect_error(
       [&] {
-        ops::prefix_mean(test::randn(gen, {2, 3}), Tensor::zeros({2}, DType::i64));
+        ops::mean_pool(test::randn(gen, {2, 3}), Tensor::zeros({2}, DType::i64));
       },
-      {"prefix_mean", "'x'", "rank 3"});
+      {"mean_pool", "'x'", "rank 3"});
   test::expect_error(
       [&] {
-        ops::prefix_mean(test::randn(gen, {2, 3, 4}), Tensor::zeros({3}, DType::i64));
+        ops::mean_pool(test::randn(gen, {2, 3, 4}), Tensor::zeros({3}, DType::i64));
       },
-      {"prefix_mean", "'lengths'", "[2]"});
+      {"mean_pool", "'lengths'", "[2]"});
   test::expect_error(
       [&] {
-        ops::prefix_mean(test::randn(gen, {2, 3, 4}), Tensor::zeros({2}, DType::f32));
+        ops::mean_pool(test::randn(gen, {2, 3, 4}), Tensor::zeros({2}, DType::f32));
       },
-      {"prefix_mean", "'lengths'", "i64"});
+      {"mean_pool", "'lengths'", "i64"});
 }
 
 }  // namespace

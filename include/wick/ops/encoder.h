@@ -19,6 +19,6 @@ Tensor embedding_sum_layer_norm(const Tensor& word_table, const Tensor& ids, con
 // Mean pooling over right-padded rows: out[b] = the mean of x[b, s] over s < lengths[b] (lengths clamped to
 // [0, seq]; a row of length 0 pools to zeros). x [batch, seq, width] of a float dtype, lengths i64 [batch] on
 // x's device. Returns [batch, width] in f32 (f64 for f64 x), summed in that type or wider.
-Tensor prefix_mean(const Tensor& x, const Tensor& lengths);
+Tensor mean_pool(const Tensor& x, const Tensor& lengths);
 
 }  // namespace wick::ops

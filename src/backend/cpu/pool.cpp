@@ -8,7 +8,7 @@
 
 namespace wick::cpu {
 
-void prefix_mean(const Tensor& x, const Tensor& lengths, const Tensor& out) {
+void mean_pool(const Tensor& x, const Tensor& lengths, const Tensor& out) {
   const int64_t batch = x.size(0), seq = x.size(1), width = x.size(2);
   const std::vector<int64_t> length = lengths.to_vector<int64_t>();
   with_compute_type(x.dtype(), [&](auto tag) {

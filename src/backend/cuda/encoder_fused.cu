@@ -65,7 +65,7 @@ __global__ void __launch_bounds__(kWarps * 32) embedding_sum_layer_norm_kernel(c
 // One block per batch row and a strip of columns; each thread sums its columns over the row's first
 // `lengths[b]` positions in order.
 template <typename T, typename A>
-__global__ void prefix_mean_kernel(const T* x, const int64_t* lengths, A* out, int64_t seq, int64_t width) {
+__global__ void mean_pool_kernel(const T* x, const int64_t* lengths, A* out, int64_t seq, int64_t width) {
   const int64_t b = blockIdx.x;
   const int64_t length = min(max(lengths[b], int64_t{0}), seq);
   const T* rows = x + b * seq * width;
@@ -136,7 +136,7 @@ void embedding_sum_layer_norm(const Tensor& word_table, const Tensor& ids, const
   check_launch("embedding_sum_layer_norm");
 }
 
-void prefix_mean(const Tensor& x, const Tensor& lengths, const Tensor& out) {
+void mean_pool(const Tensor& x, const Tensor& lengths, const Tensor& out) {
   const int64_t batch = x.size(0), seq = x.size(1), width = x.size(2);
   if (batch == 0 || width == 0) return;
   DeviceGuard guard(x.device().index);
@@ -144,13 +144,13 @@ void prefix_mean(const Tensor& x, const Tensor& lengths, const Tensor& out) {
   const int threads = static_cast<int>(std::min<int64_t>(256, ceil_div(width, 32) * 32));
   const dim3 grid(static_cast<unsigned>(batch),
                   static_cast<unsigned>(std::min<int64_t>(ceil_div(width, threads), 65535)));
-  with_float_type(x.dtype(), "prefix_mean", [&](auto tag) {
+  with_float_type(x.dtype(), "mean_pool", [&](auto tag) {
     using T = decltype(tag);
     using A = typename Accumulate<T>::type;
-    prefix_mean_kernel<T, A><<<grid, threads, 0, stream_of(out)>>>(ptr<const T>(xd), ptr<const int64_t>(ld),
-                                                                   ptr<A>(out), seq, width);
+    mean_pool_kernel<T, A><<<grid, threads, 0, stream_of(out)>>>(ptr<const T>(xd), ptr<const int64_t>(ld),
+                                                                 ptr<A>(out), seq, width);
   });
-  check_launch("prefix_mean");
+  check_launch("mean_pool");
 }
 
 }  // namespace wick::cuda

@@ -21,6 +21,6 @@ void embedding_sum_layer_norm(const Tensor& word_table, const Tensor& ids, const
                               const Tensor& out);
 
 // x [batch, seq, width] of any float dtype, lengths i64 [batch]; out [batch, width] f32 (f64 for f64 x).
-void prefix_mean(const Tensor& x, const Tensor& lengths, const Tensor& out);
+void mean_pool(const Tensor& x, const Tensor& lengths, const Tensor& out);
 
 }  // namespace wick::cuda
