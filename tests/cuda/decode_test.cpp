@@ -339,8 +339,8 @@ TEST_P(CudaDecode, PrefetchChangesNoValue) {
   const Tensor ids = Tensor::from_vector(std::vector<int64_t>{17}, {1, 1}).to(gpu);
   const Tensor positions = Tensor::from_vector(std::vector<int64_t>{5}, {1}).to(gpu);
   const Tensor lengths = Tensor::from_vector(std::vector<int64_t>{6}, {1}).to(gpu);
-  const auto step = [&](bool prefetch, bool capture) {
-    if (prefetch) setenv("WICK_DECODE_PREFETCH", "1", 1);
+  const auto step = [&](const char* prefetch, bool capture) {
+    setenv("WICK_DECODE_PREFETCH", prefetch, 1);
     models::KvCache cache(config, 1, 8, dtype(), gpu);
     for (int64_t layer = 0; layer < 2; ++layer) {
       cache.keys(layer).fill_(0.25);
@@ -360,9 +360,12 @@ TEST_P(CudaDecode, PrefetchChangesNoValue) {
     unsetenv("WICK_DECODE_PREFETCH");
     return logits;
   };
-  const std::vector<double> plain = step(false, false);
-  EXPECT_EQ(step(true, false), plain);
-  EXPECT_EQ(step(true, true), plain);
+  const std::vector<double> plain = step("0", false);
+  for (const char* mode : {"1", "2", "3"}) {
+    SCOPED_TRACE(std::string("WICK_DECODE_PREFETCH=") + mode);
+    EXPECT_EQ(step(mode, false), plain);
+    EXPECT_EQ(step(mode, true), plain);
+  }
 }
 
 }  // namespace
