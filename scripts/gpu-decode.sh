@@ -24,8 +24,8 @@ if [[ "${PROFILE:-1}" == 1 ]]; then
   metric="--clock-control none --metrics gpu__time_duration.sum --csv"
   for mode in 0 2; do
     WICK_DECODE_PREFETCH=$mode timeout 200 "$ncu" $metric --cache-control none --graph-profiling node \
-      --launch-skip 4000 --launch-count 400 "$build/wick" bench generate --device cuda --batch 1 --prefill 64 \
-      --new-tokens 32 >"$out/decode-kernels-$mode.csv" 2>&1
+      --launch-skip 3000 --launch-count 400 "$build/wick" bench generate --device cuda --batch 1 --prefill 64 \
+      --new-tokens 64 >"$out/decode-kernels-$mode.csv" 2>&1
   done
   timeout 300 "$ncu" $metric --graph-profiling node "$build/wick" bench train --device cuda --batch 8 \
     --tokens 1024 --steps 1 >"$out/train-kernels.csv" 2>&1
