@@ -13,7 +13,6 @@
 #include "wick/ops/loss.h"
 #include "wick/ops/norm.h"
 #include "wick/ops/optim.h"
-#include "wick/ops/prefetch.h"
 #include "wick/ops/rope.h"
 #include "wick/ops/sampling.h"
 #include "wick/ops/select.h"

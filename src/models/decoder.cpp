@@ -7,29 +7,11 @@
 #include <fmt/format.h>
 
 #include <algorithm>
-#include <cstdlib>
-#include <string_view>
 
 #include "wick/error.h"
 #include "wick/ops.h"
 
 namespace wick::models {
-namespace {
-
-// What a decode step brings into L2 ahead of use (WICK_DECODE_PREFETCH; read at every step built, so a test
-// can compare the ways in one process; graph replays keep what their capture saw):
-//   0: nothing;
-//   1: each layer's MLP weights while its attention half runs;
-//   2: as 1, and the next layer's q/k/v and o weights while this layer's MLP runs;
-//   3: the whole next layer while this one runs.
-int decode_prefetch() {
-  const char* setting = std::getenv("WICK_DECODE_PREFETCH");
-  if (setting == nullptr) return 0;
-  const std::string_view s(setting);
-  return s == "1" ? 1 : s == "2" ? 2 : s == "3" ? 3 : 0;
-}
-
-}  // namespace
 
 KvCache::KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, DType dtype, Device device)
     : batch_(batch), capacity_(capacity) {
@@ -224,7 +206,6 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
   attention.causal = false;  // one query per row sees every cached key below its length
   attention.kv_lengths = lengths;
   Tensor h = ops::embedding_unchecked(embed_tokens_, ids);
-  const int prefetch = device_.is_cuda() ? decode_prefetch() : 0;
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayerWeights& l = layers_[i];
     const auto layer = static_cast<int64_t>(i);
@@ -238,17 +219,6 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
     const auto adapted = [&](Projection p) {
       return adapter != nullptr && adapter->find(layer, p) != nullptr;
     };
-    // While the q/k/v, attention and o kernels run (latency-bound at a few rows), bring weights into L2 so
-    // that the memory-bound products read them from there. Adapted layers are left alone (their base
-    // products do not run as one packed product).
-    const bool plain = adapter == nullptr;
-    const DecoderLayerWeights* next = i + 1 < layers_.size() ? &layers_[i + 1] : nullptr;
-    if (plain && prefetch == 3) {
-      if (i == 0) ops::prefetch({l.qkv, l.o, l.gate_up, l.down});
-      if (next) ops::prefetch({next->qkv, next->o, next->gate_up, next->down});
-    } else if (plain && prefetch >= 1) {
-      ops::prefetch({l.gate_up, l.down});
-    }
     Tensor q;
     if (!adapted(Projection::q) && !adapted(Projection::k) && !adapted(Projection::v)) {
       // The norm, the q, k, v product, the rotation and the cache writes in one step.
@@ -276,7 +246,6 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
     } else {
       h = ops::add(project(attended, Projection::o), h);
     }
-    if (plain && prefetch == 2 && next) ops::prefetch({next->qkv, next->o});
     Tensor gated;
     if (!adapted(Projection::gate) && !adapted(Projection::up)) {
       gated = ops::rms_norm_linear_swiglu(h, l.post_attention_norm, config_.rms_norm_eps, l.gate_up,

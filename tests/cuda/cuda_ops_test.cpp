@@ -129,6 +129,25 @@ TEST_P(Cuda, RopeBothStylesWithOffsetsAndPositions) {
   }
 }
 
+// Every dimension rotated, half-split, 16-byte rows: the vectorized kernel (16-bit types), over odd row counts
+// and positions past the first thousand, forward and inverse.
+TEST_P(Cuda, RopeFullRotaryRows) {
+  for (int64_t dim : {16, 64, 128}) {
+    const Tensor x = input({3, 7, 5, dim});
+    ops::RopeOptions options;
+    options.theta = 1e6;
+    options.position_offset = 2041;
+    expect_close(ops::rope(on_gpu(x), options), ops::rope(x, options));
+    expect_close(ops::rope_backward(on_gpu(x), options), ops::rope_backward(x, options));
+    ops::RopeOptions per_row = options;
+    per_row.position_offset = 0;
+    per_row.positions = rand_uniform({3, 7}, gen, 0, 30000, DType::f32).to(DType::i64);
+    ops::RopeOptions gpu_positions = per_row;
+    gpu_positions.positions = per_row.positions.to(gpu);
+    expect_close(ops::rope(on_gpu(x), gpu_positions), ops::rope(x, per_row));
+  }
+}
+
 TEST_P(Cuda, ActivationsAndSwiglu) {
   const Tensor x = input({7, 333}, 3.0), u = input({7, 333}), dy = input({7, 333});
   expect_close(ops::silu(on_gpu(x)), ops::silu(x));
@@ -156,6 +175,21 @@ TEST_P(Cuda, VectorizedActivationsSwigluAndAdd) {
   const Tensor g = on_gpu(packed);
   expect_close(ops::swiglu(g.narrow(2, 0, 336), g.narrow(2, 336, 336)), ops::swiglu(gate, up));
   expect_close(ops::swiglu(g.narrow(2, 336, 336), g.narrow(2, 0, 336)), ops::swiglu(up, gate));
+  const Tensor dmlp = input({3, 5, 336});
+  const auto grads = ops::swiglu_backward(g.narrow(2, 0, 336), g.narrow(2, 336, 336), on_gpu(dmlp));
+  const auto reference = ops::swiglu_backward(gate, up, dmlp);
+  expect_close(grads.dgate, reference.dgate);
+  expect_close(grads.dup, reference.dup);
+}
+
+// Rows of whole 16-byte vectors up to 2048 columns take the warp-per-row backward for a frozen weight.
+TEST_P(Cuda, RmsNormBackwardFrozenWeight) {
+  for (int64_t cols : {8, 896, 1000, 2048, 4096}) {
+    const Tensor x = input({37, cols}, 2.0), w = input({cols}), dy = input({37, cols});
+    const auto g = ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(dy), 1e-6, false);
+    EXPECT_FALSE(g.dweight.defined());
+    expect_close(g.dx, ops::rms_norm_backward(x, w, dy, 1e-6, false).dx, 2.0);
+  }
 }
 
 TEST_P(Cuda, LayerNormShortAndLongRows) {
@@ -526,6 +560,24 @@ TEST_P(Cuda, CrossEntropyWithGradInOnePass) {
   const auto g = ops::cross_entropy_with_grad(on_gpu(logits), targets.to(gpu), -100, 0.5);
   expect_close(g.loss, ops::cross_entropy(logits, targets));
   expect_close(g.dlogits, ops::cross_entropy_backward(logits, targets, -100, 0.5), 2.0);
+}
+
+// Rows of whole 16-byte vectors (a vocabulary's width, with one very large and one very small logit) take the
+// vectorized row kernels in all three entry points.
+TEST_P(Cuda, CrossEntropyVectorRows) {
+  for (int64_t cols : {8, 1000, 151936}) {
+    Tensor logits = input({5, cols}, 10.0);
+    logits.narrow(0, 1, 1).narrow(1, cols - 1, 1).fill_(60.0);
+    logits.narrow(0, 2, 1).narrow(1, 0, 1).fill_(-60.0);
+    const Tensor targets = Tensor::from_vector<int64_t>({0, cols - 1, -100, cols / 2, 3}, {5});
+    const auto g = ops::cross_entropy_with_grad(on_gpu(logits), targets.to(gpu), -100, 0.5);
+    const Tensor loss = ops::cross_entropy(logits, targets);
+    const Tensor dlogits = ops::cross_entropy_backward(logits, targets, -100, 0.5);
+    expect_close(g.loss, loss);
+    expect_close(g.dlogits, dlogits, 2.0);
+    expect_close(ops::cross_entropy(on_gpu(logits), targets.to(gpu)), loss);
+    expect_close(ops::cross_entropy_backward(on_gpu(logits), targets.to(gpu), -100, 0.5), dlogits, 2.0);
+  }
 }
 
 }  // namespace

@@ -315,58 +315,5 @@ TEST_P(CudaDecode, QwenShapedStepCapturedAndReplayedMatchesTheCpu) {
   }
 }
 
-// The L2 prefetch is only a hint: the tensors (views and ragged sizes included) keep their values, and a
-// decode step with the MLP weights prefetched, eager and captured, gives the same bits as without.
-TEST_P(CudaDecode, PrefetchChangesNoValue) {
-  if (dtype() == DType::f16) GTEST_SKIP() << "covered by f32 and bf16";
-  const Tensor big = on_gpu(input({300, 1000})), ragged = on_gpu(input({7}));
-  const Tensor view = big.narrow(1, 3, 500), empty = on_gpu(input({0, 4}));
-  const std::vector<double> before = values(big.to(Device::cpu()));
-  {
-    const ForcedImplementation forced("WICK_IMPL_PREFETCH", "cuda_l2");
-    ops::prefetch({big, ragged, view, empty, Tensor()});
-  }
-  EXPECT_EQ(values(big.to(Device::cpu())), before);
-  expect_error([&] { ops::prefetch({big, input({3})}); }, {"[prefetch]", "one device"});
-
-  const nlohmann::json shape = {{"model_type", "qwen2"},    {"vocab_size", 1000},
-                                {"hidden_size", 896},       {"intermediate_size", 4864},
-                                {"num_hidden_layers", 2},   {"num_attention_heads", 14},
-                                {"num_key_value_heads", 2}, {"max_position_embeddings", 64},
-                                {"rope_theta", 1000000.0},  {"tie_word_embeddings", true}};
-  const auto config = models::parse_config(shape, "Qwen2.5-0.5B layers");
-  const models::Decoder model(config, models::RandomWeights(5), gpu, dtype());
-  const Tensor ids = Tensor::from_vector(std::vector<int64_t>{17}, {1, 1}).to(gpu);
-  const Tensor positions = Tensor::from_vector(std::vector<int64_t>{5}, {1}).to(gpu);
-  const Tensor lengths = Tensor::from_vector(std::vector<int64_t>{6}, {1}).to(gpu);
-  const auto step = [&](const char* prefetch, bool capture) {
-    setenv("WICK_DECODE_PREFETCH", prefetch, 1);
-    models::KvCache cache(config, 1, 8, dtype(), gpu);
-    for (int64_t layer = 0; layer < 2; ++layer) {
-      cache.keys(layer).fill_(0.25);
-      cache.values(layer).fill_(-0.5);
-    }
-    std::vector<double> logits;
-    if (capture) {
-      cuda::Graph graph;
-      graph.begin();
-      const Tensor out = model.forward_at_positions(ids, positions, lengths, cache);
-      graph.end();
-      graph.replay();
-      logits = values(out.to(Device::cpu()));
-    } else {
-      logits = values(model.forward_at_positions(ids, positions, lengths, cache).to(Device::cpu()));
-    }
-    unsetenv("WICK_DECODE_PREFETCH");
-    return logits;
-  };
-  const std::vector<double> plain = step("0", false);
-  for (const char* mode : {"1", "2", "3"}) {
-    SCOPED_TRACE(std::string("WICK_DECODE_PREFETCH=") + mode);
-    EXPECT_EQ(step(mode, false), plain);
-    EXPECT_EQ(step(mode, true), plain);
-  }
-}
-
 }  // namespace
 }  // namespace wick::test

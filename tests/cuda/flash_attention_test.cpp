@@ -310,6 +310,18 @@ TEST_P(FlashAttention, EveryTileMatchesReference) {
   }
 }
 
+// The dK/dV pass unsplit and split over the query rows (partial sums added in order), including more splits
+// than query tiles and splits that get no tile that sees their keys.
+TEST_P(FlashAttention, BackwardSplitsMatchReference) {
+  for (const char* splits : {"1", "2", "3", "8", "1000"}) {
+    ScopedVariable variable("WICK_FLASH_BWD_SPLITS", splits);
+    SCOPED_TRACE(std::string("splits ") + splits);
+    check_backward({2, 14, 2, 130, 130, 64, true, -1, {100, 130}, NAN, true});
+    check_backward({1, 6, 3, 70, 200, 128, true, -1, {}, NAN, false});
+    check_backward({2, 4, 4, 33, 33, 64, false, -1, {33, 5}});
+  }
+}
+
 // Small shapes covering every kernel (prefill, split decode + combine, backward) for compute-sanitizer.
 TEST_P(FlashAttention, SanitizerSmall) {
   check_forward({2, 4, 2, 37, 70, 64, true, -1, {70, 20}}, "cuda_flash");
@@ -321,6 +333,10 @@ TEST_P(FlashAttention, SanitizerSmall) {
     check_forward({2, 4, 2, 37, 150, 128, true, -1, {150, 20}}, "cuda_flash");
   }
   check_backward({2, 4, 2, 37, 70, 128, true, -1, {70, 20}});
+  {
+    ScopedVariable variable("WICK_FLASH_BWD_SPLITS", "1");
+    check_backward({2, 4, 2, 37, 70, 64, true, -1, {70, 20}});
+  }
 }
 
 TEST_P(FlashAttention, SelectedByDefaultAndReferenceStillForcible) {

@@ -79,7 +79,7 @@ __global__ void swiglu_kernel(const T* gate, const T* up, const T* dy, T* out0, 
 // are `cols` wide with their own row strides (a narrowed half of a packed [gate; up] product needs no copy).
 struct VectorRows {
   int64_t vectors_per_row;  // cols / 8
-  int64_t stride[3];        // row strides in elements: two inputs (or input and dy), output
+  int64_t stride[5];        // row strides in elements, one per operand (inputs first, then outputs)
   __device__ __forceinline__ int64_t offset(int64_t i, int which) const {
     return (i / vectors_per_row) * stride[which] + (i % vectors_per_row) * 8;
   }
@@ -129,6 +129,25 @@ __global__ void swiglu_vector_kernel(const T* gate, const T* up, T* out, VectorR
 #pragma unroll
     for (int e = 0; e < 8; ++e) g[e] = activation(Unary::silu, g[e]) * u[e];
     store8(out + rows.offset(i, 2), g);
+  }
+}
+
+// SwiGLU's gradients: dgate = dy·up·silu'(gate), dup = dy·silu(gate); operands gate, up, dy, dgate, dup.
+template <typename T>
+__global__ void swiglu_backward_vector_kernel(const T* gate, const T* up, const T* dy, T* dgate, T* dup,
+                                              VectorRows rows, int64_t vectors) {
+  WICK_GRID_STRIDE_LOOP(i, vectors) {
+    float g[8], u[8], d[8], dg[8], du[8];
+    load8(gate + rows.offset(i, 0), g);
+    load8(up + rows.offset(i, 1), u);
+    load8(dy + rows.offset(i, 2), d);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      dg[e] = d[e] * u[e] * activation_derivative(Unary::silu, g[e]);
+      du[e] = d[e] * activation(Unary::silu, g[e]);
+    }
+    store8(dgate + rows.offset(i, 3), dg);
+    store8(dup + rows.offset(i, 4), du);
   }
 }
 
@@ -232,14 +251,17 @@ int64_t row_stride(const Tensor& t) {
   return t.stride(-2);
 }
 
-// gate, up and out as 16-byte-aligned rows of whole vectors, with row strides.
-bool vector_rows(const Tensor& gate, const Tensor& up, const Tensor& out, VectorRows& rows) {
-  const int64_t cols = gate.size(-1);
-  if (gate.numel() == 0 || cols % 8 != 0) return false;
-  const Tensor* ts[3] = {&gate, &up, &out};
-  for (int i = 0; i < 3; ++i) {
-    rows.stride[i] = row_stride(*ts[i]);
-    if (!vector_aligned(*ts[i]) || rows.stride[i] < 0 || rows.stride[i] % 8 != 0) return false;
+// Operands of one shape as 16-byte-aligned rows of whole vectors, with row strides (at most 5).
+bool vector_rows(std::initializer_list<const Tensor*> operands, VectorRows& rows) {
+  const Tensor& first = **operands.begin();
+  const int64_t cols = first.size(-1);
+  if (first.numel() == 0 || cols % 8 != 0) return false;
+  int i = 0;
+  for (const Tensor* t : operands) {
+    if (t->shape() != first.shape()) return false;
+    rows.stride[i] = row_stride(*t);
+    if (!vector_aligned(*t) || rows.stride[i] < 0 || rows.stride[i] % 8 != 0) return false;
+    ++i;
   }
   rows.vectors_per_row = cols / 8;
   return true;
@@ -297,7 +319,7 @@ void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor&
 
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y) {
   VectorRows rows{};
-  if (vector_rows(gate, up, y, rows)) {
+  if (vector_rows({&gate, &up, &y}, rows)) {
     const int64_t vectors = gate.numel() / 8;
     with_half_type(gate.dtype(), [&](auto tag) {
       using T = decltype(tag);
@@ -318,6 +340,17 @@ void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y) {
 
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& dgate,
                      const Tensor& dup) {
+  VectorRows rows{};
+  if (vector_rows({&gate, &up, &dy, &dgate, &dup}, rows)) {
+    const int64_t vectors = gate.numel() / 8;
+    with_half_type(gate.dtype(), [&](auto tag) {
+      using T = decltype(tag);
+      swiglu_backward_vector_kernel<T><<<grid_for(vectors), 256, 0, stream_of(gate)>>>(
+          ptr<const T>(gate), ptr<const T>(up), ptr<const T>(dy), ptr<T>(dgate), ptr<T>(dup), rows, vectors);
+    });
+    check_launch("swiglu_backward");
+    return;
+  }
   const Tensor gd = gate.contiguous(), ud = up.contiguous(), dd = dy.contiguous();
   with_float_type(gate.dtype(), "swiglu_backward", [&](auto tag) {
     using T = decltype(tag);

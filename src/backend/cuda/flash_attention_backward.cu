@@ -3,7 +3,9 @@
 //   2. dK/dV: a block owns 16·WARPS keys of one key/value head (its K and V tiles stay in shared memory) and
 //      walks the tiles of packed query rows that can see them (all heads of the group, so the group sums come
 //      out of the loop); per tile, Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ, Pᵀ = exp2(Sᵀ·scale·log2 e − lse₂) masked,
-//      dSᵀ = Pᵀ∘(dPᵀ − Dsum), dV += Pᵀ·dO and dK += dSᵀ·Q with Pᵀ and dSᵀ taken from the accumulators;
+//      dSᵀ = Pᵀ∘(dPᵀ − Dsum), dV += Pᵀ·dO and dK += dSᵀ·Q with Pᵀ and dSᵀ taken from the accumulators.
+//      With few key/value heads there are too few such blocks to fill the GPU, so the query rows are split
+//      among several blocks per key tile, whose f32 partial sums a small kernel adds in a fixed order;
 //   3. dQ: a block owns 16·WARPS packed query rows and walks the key tiles they see, recomputing S and dP:
 //      dQ += dS·K.
 // The separate dQ pass recomputes two of the products instead of accumulating dQ with atomics, so every
@@ -34,6 +36,12 @@ struct BackwardParams {
   Strides qs, ks, vs, dos, dqs, dks, dvs;
   Geometry g;
   float scale_log2, scale;
+  // dK/dV split over the packed query rows: split z of gridDim.z walks query tiles [z·split_tiles,
+  // (z+1)·split_tiles) and, with more than one split, writes f32 partial sums [split][batch·kv_heads][kv_len][D]
+  // that a reduction adds in order of z.
+  int split_tiles;
+  float* part_dk;
+  float* part_dv;
 };
 
 constexpr float kLog2e = 1.4426950408889634f;
@@ -78,7 +86,8 @@ __global__ void __launch_bounds__(WARPS * 32) flash_backward_dkdv_kernel(const B
   const int b = blockIdx.x / g.kv_heads, kv_head = blockIdx.x % g.kv_heads;
   const int n0 = blockIdx.y * BN;
   const int limit = g.kv_limit(b);
-  const int q_tiles = (g.rows + BM - 1) / BM;
+  const int first_tile = blockIdx.z * p.split_tiles;
+  const int q_tiles = min((g.rows + BM - 1) / BM, first_tile + p.split_tiles);
   const long long stat_base = (static_cast<long long>(b) * g.q_heads + kv_head * g.group) * g.q_len;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int gq = lane >> 2, tq = lane & 3;
@@ -124,7 +133,7 @@ __global__ void __launch_bounds__(WARPS * 32) flash_backward_dkdv_kernel(const B
     }
   };
 
-  int t = next_needed(0);
+  int t = next_needed(first_tile);
   if (t < q_tiles) {
     const T* k = static_cast<const T*>(p.k) + b * p.ks.b + kv_head * p.ks.h;
     const T* v = static_cast<const T*>(p.v) + b * p.vs.b + kv_head * p.vs.h;
@@ -211,6 +220,23 @@ __global__ void __launch_bounds__(WARPS * 32) flash_backward_dkdv_kernel(const B
     stage ^= 1;
   }
 
+  if (p.part_dk) {  // this split's share, summed by flash_backward_reduce_kernel
+    const long long part = (static_cast<long long>(blockIdx.z) * gridDim.x + blockIdx.x) * g.kv_len;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const int j = n0 + warp * 16 + gq + 8 * h;
+      if (j >= g.kv_len) continue;
+      float* k_row = p.part_dk + (part + j) * D;
+      float* v_row = p.part_dv + (part + j) * D;
+#pragma unroll
+      for (int n = 0; n < D / 8; ++n) {
+        *reinterpret_cast<float2*>(k_row + n * 8 + 2 * tq) =
+            make_float2(dk[n][2 * h] * p.scale, dk[n][2 * h + 1] * p.scale);
+        *reinterpret_cast<float2*>(v_row + n * 8 + 2 * tq) = make_float2(dv[n][2 * h], dv[n][2 * h + 1]);
+      }
+    }
+    return;
+  }
   T* dk_out = static_cast<T*>(p.dk) + b * p.dks.b + kv_head * p.dks.h;
   T* dv_out = static_cast<T*>(p.dv) + b * p.dvs.b + kv_head * p.dvs.h;
 #pragma unroll
@@ -224,6 +250,28 @@ __global__ void __launch_bounds__(WARPS * 32) flash_backward_dkdv_kernel(const B
       store2<T>(k_row + n * 8 + 2 * tq, dk[n][2 * h] * p.scale, dk[n][2 * h + 1] * p.scale);
       store2<T>(v_row + n * 8 + 2 * tq, dv[n][2 * h], dv[n][2 * h + 1]);
     }
+  }
+}
+
+// dK and dV from the splits' partial sums, added in order of the split: one thread per pair of elements.
+template <typename T, int D>
+__global__ void flash_backward_reduce_kernel(const BackwardParams p, int splits, long long pairs) {
+  const long long per_split = static_cast<long long>(p.g.batch) * p.g.kv_heads * p.g.kv_len * D;
+  for (long long i = blockIdx.x * static_cast<long long>(blockDim.x) + threadIdx.x; i < pairs;
+       i += static_cast<long long>(gridDim.x) * blockDim.x) {
+    const long long e = 2 * i;
+    const int d = static_cast<int>(e % D);
+    const long long row = e / D;  // (b·kv_heads + kv_head)·kv_len + j
+    const int j = static_cast<int>(row % p.g.kv_len);
+    const int bh = static_cast<int>(row / p.g.kv_len), b = bh / p.g.kv_heads, kv_head = bh % p.g.kv_heads;
+    float2 k_sum = make_float2(0.0f, 0.0f), v_sum = make_float2(0.0f, 0.0f);
+    for (int z = 0; z < splits; ++z) {
+      const float2 kz = *reinterpret_cast<const float2*>(p.part_dk + z * per_split + e);
+      const float2 vz = *reinterpret_cast<const float2*>(p.part_dv + z * per_split + e);
+      k_sum.x += kz.x, k_sum.y += kz.y, v_sum.x += vz.x, v_sum.y += vz.y;
+    }
+    store2<T>(static_cast<T*>(p.dk) + b * p.dks.b + kv_head * p.dks.h + j * p.dks.s + d, k_sum.x, k_sum.y);
+    store2<T>(static_cast<T*>(p.dv) + b * p.dvs.b + kv_head * p.dvs.h + j * p.dvs.s + d, v_sum.x, v_sum.y);
   }
 }
 
@@ -375,17 +423,53 @@ template <int D>
 constexpr int kdkdv_query_tile = D == 64 ? 64 : 32;
 constexpr int kDqKeyTile = 64;
 
+// Splits of the dK/dV pass: where its key blocks are fewer than eight per multiprocessor (a few key/value
+// heads, as with grouped queries), the query rows are split so that about that many blocks run, at most 8
+// ways. WICK_FLASH_BWD_SPLITS=n forces n (1: no split), for measurements.
+int dkdv_splits(int64_t key_blocks, int64_t query_tiles, int device) {
+  const char* forced = std::getenv("WICK_FLASH_BWD_SPLITS");
+  int64_t splits = 0;
+  if (forced != nullptr && *forced) {
+    splits = std::atoll(forced);
+    if (splits < 1) raise("attention_backward", "WICK_FLASH_BWD_SPLITS must be a positive count");
+  } else {
+    int sms = 0;
+    check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "attention_backward",
+          "cudaDeviceGetAttribute");
+    splits = std::min<int64_t>(8, ceil_div(8 * int64_t{std::max(sms, 1)}, std::max<int64_t>(key_blocks, 1)));
+  }
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({splits, query_tiles, 65535})));
+}
+
 template <typename T, int D, int KW, int QW>
-void launch_backward(const BackwardParams& p, int64_t batch_heads, int64_t kv_len, cudaStream_t stream,
-                     int device) {
+void launch_backward(BackwardParams p, int64_t batch_heads, int64_t kv_len, cudaStream_t stream, int device) {
   {
     constexpr int BM = kdkdv_query_tile<D>, BN = 16 * KW;
     constexpr int bytes = (2 * BN + 4 * BM) * D * 2 + 2 * BM * 12;
     static std::atomic<uint64_t> configured{0};
     allow_shared_memory(flash_backward_dkdv_kernel<T, D, KW, BM>, bytes, device, configured);
-    const dim3 grid(static_cast<unsigned>(batch_heads), static_cast<unsigned>(ceil_div(kv_len, BN)));
+    const int64_t key_blocks = batch_heads * ceil_div(kv_len, BN), query_tiles = ceil_div(p.g.rows, BM);
+    const int splits = dkdv_splits(key_blocks, query_tiles, device);
+    p.split_tiles = static_cast<int>(ceil_div(query_tiles, splits));
+    Tensor partials;
+    if (splits > 1) {
+      const int64_t per_split = batch_heads * kv_len * D;
+      partials = Tensor::empty({2, splits, per_split}, DType::f32, Device::cuda(device));
+      p.part_dk = static_cast<float*>(partials.data_ptr());
+      p.part_dv = p.part_dk + splits * per_split;
+    }
+    const dim3 grid(static_cast<unsigned>(batch_heads), static_cast<unsigned>(ceil_div(kv_len, BN)),
+                    static_cast<unsigned>(splits));
     if (kv_len > 0) flash_backward_dkdv_kernel<T, D, KW, BM><<<grid, KW * 32, bytes, stream>>>(p);
     check_launch("attention_backward");
+    if (splits > 1 && kv_len > 0) {
+      const int64_t pairs = batch_heads * kv_len * D / 2;
+      flash_backward_reduce_kernel<T, D>
+          <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(pairs, 256), 65535)), 256, 0, stream>>>(p, splits,
+                                                                                                   pairs);
+      check_launch("attention_backward");
+    }
+    p.part_dk = p.part_dv = nullptr;
   }
   {
     constexpr int BM = 16 * QW, BN = kDqKeyTile;

@@ -94,6 +94,54 @@ __global__ void rms_norm_backward_kernel(const T* x, const T* weight, const T* d
   }
 }
 
+// RMSNorm's input gradient for a frozen weight, rows of at most 32·K 16-byte vectors: one warp per row holding
+// x and dy in registers, eight rows a block. dx = rstd·(dy·w − x·rstd²·Σ(dy·w·x)/cols), as the kernel above.
+constexpr int kRmsBackwardWarps = 8;
+
+template <typename T, int K>
+__global__ void __launch_bounds__(kRmsBackwardWarps * 32)
+    rms_norm_backward_warp_kernel(const T* x, const T* weight, const T* dy, T* dx, int64_t rows, int64_t cols,
+                                  float eps) {
+  constexpr int E = vector_elements<T>;
+  const int64_t row = blockIdx.x * int64_t(kRmsBackwardWarps) + threadIdx.x / 32;
+  if (row >= rows) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t vectors = cols / E;
+  float xv[K][E], gw[K][E];
+  float sum_sq = 0, dot = 0;
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    const int64_t v = lane + 32 * j;
+    if (v >= vectors) continue;
+    float w[E];
+    load_vector(x + row * cols, v, xv[j]);
+    load_vector(dy + row * cols, v, gw[j]);
+    load_vector(weight, v, w);
+#pragma unroll
+    for (int e = 0; e < E; ++e) {
+      gw[j][e] *= w[e];
+      sum_sq += xv[j][e] * xv[j][e];
+      dot += gw[j][e] * xv[j][e];
+    }
+  }
+  for (int offset = 16; offset > 0; offset /= 2) {
+    sum_sq += __shfl_xor_sync(0xffffffffu, sum_sq, offset);
+    dot += __shfl_xor_sync(0xffffffffu, dot, offset);
+  }
+  const float rstd = 1.0f / sqrtf(sum_sq / static_cast<float>(cols) + eps);
+  const float coef = dot * rstd * rstd / static_cast<float>(cols);
+#pragma unroll
+  for (int j = 0; j < K; ++j) {
+    const int64_t v = lane + 32 * j;
+    if (v >= vectors) continue;
+    uint4 raw;
+    T* out = reinterpret_cast<T*>(&raw);
+#pragma unroll
+    for (int e = 0; e < E; ++e) out[e] = from_float<T>(rstd * (gw[j][e] - xv[j][e] * coef));
+    reinterpret_cast<uint4*>(dx + row * cols)[v] = raw;
+  }
+}
+
 template <typename T, typename A>
 __global__ void layer_norm_kernel(const T* x, const T* weight, const T* bias, T* y, int64_t cols, A eps) {
   const int64_t row = blockIdx.x;
@@ -263,6 +311,24 @@ void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, 
   const bool weight_grad = dweight.defined();
   const int64_t groups = weight_grad ? partial_groups(x) : std::min<int64_t>(rows, 65535);
   const Tensor partial = weight_grad ? Tensor::zeros({groups, cols}, dweight.dtype(), x.device()) : Tensor();
+  const int64_t per_vector = x.dtype() == DType::f64 ? 0 : 16 / static_cast<int64_t>(dtype_size(x.dtype()));
+  bool warp_rows = !weight_grad && per_vector > 0 && cols % per_vector == 0 && cols / per_vector <= 32 * 8;
+  for (const Tensor* t : {&xd, &wd, &gd, &dx})
+    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0 || !t->is_contiguous()) warp_rows = false;
+  if (warp_rows) {
+    with_float_type(x.dtype(), "rms_norm_backward", [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (!std::is_same_v<T, double>) {
+        const auto blocks = static_cast<unsigned>(ceil_div(rows, int64_t{kRmsBackwardWarps}));
+        with_vectors_per_thread(layer_norm_warp_vectors_per_lane(cols / per_vector), [&](auto k) {
+          rms_norm_backward_warp_kernel<T, decltype(k)::value><<<blocks, kRmsBackwardWarps * 32, 0, stream_of(x)>>>(
+              ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd), ptr<T>(dx), rows, cols, static_cast<float>(eps));
+        });
+      }
+    });
+    check_launch("rms_norm_backward");
+    return;
+  }
   with_float_type(x.dtype(), "rms_norm_backward", [&](auto tag) {
     using T = decltype(tag);
     using A = typename Accumulate<T>::type;

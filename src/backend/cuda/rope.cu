@@ -1,6 +1,7 @@
-// Rotary embedding, one thread per rotated pair of one (batch, token, head). Frequencies are formed in f32 as
-// the reference forms them (inv_freq = 1 / theta^(2i/d), angle = position · inv_freq); the inverse (backward)
-// rotates by −angle. Dimensions past rotary_dims are copied.
+// Rotary embedding. Frequencies are formed in f32 as the reference forms them (inv_freq = 1 / theta^(2i/d),
+// angle = position · inv_freq); the inverse (backward) rotates by −angle. Dimensions past rotary_dims are
+// copied. The common case (16-bit, half-split, every dimension rotated, 16-byte rows) runs one thread per 8
+// pairs, on 16-byte vectors and 32-bit indices; the rest one thread per pair.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -44,6 +45,46 @@ __global__ void rope_kernel(const T* x, T* y, RopeArgs a) {
   }
 }
 
+// Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row.
+template <typename T>
+__global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows) {
+  const uint32_t half = static_cast<uint32_t>(a.rotary / 2), per_row = half / 8;
+  const uint32_t heads = static_cast<uint32_t>(a.heads), seq = static_cast<uint32_t>(a.seq);
+  const uint32_t total = rows * per_row;
+  for (uint32_t t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x) {
+    const uint32_t row = t / per_row, i0 = (t % per_row) * 8;
+    const uint32_t bs = row / heads, b = bs / seq, s = bs % seq;
+    const int64_t pos = a.positions ? a.positions[a.per_batch ? int64_t{b} * seq + s : s] : a.offset + s;
+    const T* in = x + static_cast<int64_t>(row) * a.head_dim;
+    T* out = y + static_cast<int64_t>(row) * a.head_dim;
+    const uint4 raw_u = *reinterpret_cast<const uint4*>(in + i0);
+    const uint4 raw_v = *reinterpret_cast<const uint4*>(in + i0 + half);
+    const T* u = reinterpret_cast<const T*>(&raw_u);
+    const T* v = reinterpret_cast<const T*>(&raw_v);
+    uint4 raw_first, raw_second;
+    T* first = reinterpret_cast<T*>(&raw_first);
+    T* second = reinterpret_cast<T*>(&raw_second);
+#pragma unroll
+    for (int e = 0; e < 8; ++e) {
+      const uint32_t i = i0 + e;
+      const float inv_freq =
+          1.0f / powf(a.theta, static_cast<float>(2 * i) / static_cast<float>(a.rotary));
+      float sin_v, cos_v;
+      sincosf(static_cast<float>(pos) * inv_freq, &sin_v, &cos_v);
+      sin_v *= a.sign;
+      const float ue = to_float(u[e]), ve = to_float(v[e]);
+      first[e] = from_float<T>(ue * cos_v - ve * sin_v);
+      second[e] = from_float<T>(ve * cos_v + ue * sin_v);
+    }
+    *reinterpret_cast<uint4*>(out + i0) = raw_first;
+    *reinterpret_cast<uint4*>(out + i0 + half) = raw_second;
+  }
+}
+
+bool aligned16(const Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
 }  // namespace
 
 void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const Tensor& y) {
@@ -63,6 +104,21 @@ void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const 
                 inverse ? -1.0f : 1.0f};
   const int64_t pairs = x.numel() / x.size(3) * (args.rotary / 2);
   if (pairs == 0) return;
+  const int64_t rows = x.numel() / x.size(3);
+  if ((x.dtype() == DType::bf16 || x.dtype() == DType::f16) && args.half_split &&
+      args.rotary == args.head_dim && args.head_dim % 16 == 0 && y.is_contiguous() && aligned16(xd) &&
+      aligned16(y) && rows * (args.head_dim / 16) < (int64_t{1} << 31)) {
+    const int64_t threads = rows * (args.head_dim / 16);
+    with_float_type(x.dtype(), "rope", [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (sizeof(T) == 2)
+        rope_vector_kernel<T>
+            <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(threads, 256), 65536)), 256, 0, stream_of(x)>>>(
+                ptr<const T>(xd), ptr<T>(y), args, static_cast<uint32_t>(rows));
+    });
+    check_launch("rope");
+    return;
+  }
   with_float_type(x.dtype(), "rope", [&](auto tag) {
     using T = decltype(tag);
     rope_kernel<T, typename Accumulate<T>::type>
