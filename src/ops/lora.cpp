@@ -86,13 +86,15 @@ LoraLinearResult lora_linear(const Tensor& x, const Tensor& w, const Tensor& a, 
     Shape y_shape = with_last(x, d.out), xa_shape = with_last(x, d.rank);
     return {y.reshape(y_shape), xa.reshape(xa_shape)};
   }
+  // The thin LoRA term first, written once; the frozen product then adds itself to it inside its GEMM. (The
+  // other order reads and rewrites the whole output a second time in a pass of its own.)
   Tensor xa = Tensor::empty({d.tokens, d.rank}, x.dtype(), x.device());
   Tensor y = Tensor::empty({d.tokens, d.out}, x.dtype(), x.device());
   gemm(x2, a, xa, options(false, true));
-  GemmOptions base = options(false, true);
+  gemm(xa, b, y, options(false, true, scale));
+  GemmOptions base = options(false, true, 1.0, 1.0);
   base.bias = bias;
   gemm(x2, w, y, base);
-  gemm(xa, b, y, options(false, true, scale, 1.0));
   return {y.view(with_last(x, d.out)), xa.view(with_last(x, d.rank))};
 }
 
@@ -118,8 +120,8 @@ LoraLinearGrads lora_linear_backward(const Tensor& x, const Tensor& w, const Ten
   gemm(dxa, x2, grads.da, options(true, false));
   if (compute_dx) {
     Tensor dx = Tensor::empty({d.tokens, d.in}, x.dtype(), x.device());
-    gemm(dy2, w, dx, options(false, false));
-    gemm(dxa, a, dx, options(false, false, 1.0, 1.0));
+    gemm(dxa, a, dx, options(false, false));
+    gemm(dy2, w, dx, options(false, false, 1.0, 1.0));
     grads.dx = dx.view(x.shape());
   }
   return grads;

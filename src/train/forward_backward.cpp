@@ -61,9 +61,13 @@ Tensor project(const Context& c, int64_t layer, Projection p, const Tensor& x, P
     return r.y;
   }
   const Tensor xd = ops::dropout(x, p_drop, c.options.dropout_seed, dropout_draw(c, layer, p));
-  Tensor y = ops::linear(x, w, bias);
   const Tensor xa = ops::matmul(xd, pair->a, false, true);
-  ops::gemm(xa, pair->b, y, gemm_options(false, true, scale, 1.0));
+  // The LoRA term first, then the frozen product adds itself to it (see ops::lora_linear).
+  Tensor y = Tensor::empty({x.size(0), w.size(0)}, x.dtype(), x.device());
+  ops::gemm(xa, pair->b, y, gemm_options(false, true, scale));
+  ops::GemmOptions frozen = gemm_options(false, true, 1.0, 1.0);
+  frozen.bias = bias;
+  ops::gemm(x, w, y, frozen);
   if (saved) saved->x_lora = xd, saved->xa = xa;
   return y;
 }
@@ -73,29 +77,33 @@ Tensor project(const Context& c, int64_t layer, Projection p, const Tensor& x, P
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
                         const Tensor& dy, const Tensor& into = Tensor()) {
   const Tensor w = c.model.projection(layer, p).first;
-  Tensor dx = into;
-  if (into.defined()) {
-    ops::gemm(dy, w, into, gemm_options(false, false, 1.0, 1.0));
-  } else {
-    dx = ops::matmul(dy, w);
-  }
   const lora::LoraPair* pair = c.adapter ? c.adapter->find(layer, p) : nullptr;
-  if (!pair) return dx;
+  const auto frozen_into = [&](const Tensor& out) {
+    ops::gemm(dy, w, out, gemm_options(false, false, 1.0, 1.0));
+    return out;
+  };
+  if (!pair) return into.defined() ? frozen_into(into) : ops::matmul(dy, w);
   const lora::LoraPair* grad = c.grads->find(layer, p);
   const double scale = c.adapter->config().scale(), beta = c.options.accumulate ? 1.0 : 0.0;
-  // db = scale·dyᵀ·xa; dxa = scale·dy·B; da = dxaᵀ·x_lora; dx += dxa·A (through the dropout mask).
+  // db = scale·dyᵀ·xa; dxa = scale·dy·B; da = dxaᵀ·x_lora; dx = dxa·A (through the dropout mask) + dy·W.
   ops::gemm(dy, s.xa, grad->b, gemm_options(true, false, scale, beta));
   const Tensor dxa = Tensor::empty(s.xa.shape(), dy.dtype(), dy.device());
   ops::gemm(dy, pair->b, dxa, gemm_options(false, false, scale));
   ops::gemm(dxa, s.x_lora, grad->a, gemm_options(true, false, 1.0, beta));
   const double p_drop = dropout_p(c);
-  if (p_drop == 0) {
-    ops::gemm(dxa, pair->a, dx, gemm_options(false, false, 1.0, 1.0));
-  } else {
-    dx = ops::add(dx, ops::dropout(ops::matmul(dxa, pair->a), p_drop, c.options.dropout_seed,
-                                   dropout_draw(c, layer, p)));
+  if (p_drop != 0) {
+    const Tensor lora_dx = ops::dropout(ops::matmul(dxa, pair->a), p_drop, c.options.dropout_seed,
+                                        dropout_draw(c, layer, p));
+    return frozen_into(into.defined() ? ops::add(into, lora_dx) : lora_dx);
   }
-  return dx;
+  // The thin term first: written once (or added to `into`), then the frozen product adds itself to it.
+  if (into.defined()) {
+    ops::gemm(dxa, pair->a, into, gemm_options(false, false, 1.0, 1.0));
+    return frozen_into(into);
+  }
+  const Tensor dx = Tensor::empty({dy.size(0), w.size(1)}, dy.dtype(), dy.device());
+  ops::gemm(dxa, pair->a, dx, gemm_options(false, false));
+  return frozen_into(dx);
 }
 
 // A block's activations, rows flattened to [N = batch·seq, features].

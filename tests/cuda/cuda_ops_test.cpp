@@ -132,6 +132,9 @@ TEST_P(Cuda, RopeBothStylesWithOffsetsAndPositions) {
 // Every dimension rotated, half-split, 16-byte rows: the vectorized kernel (16-bit types), over odd row counts
 // and positions past the first thousand, forward and inverse.
 TEST_P(Cuda, RopeFullRotaryRows) {
+  // f32 takes the per-pair kernel (RopeBothStylesWithOffsetsAndPositions); its f32 angles at positions in the
+  // tens of thousands are further from the f64 reference than f32's tolerance, as the reference's own are.
+  if (dtype() == DType::f32) GTEST_SKIP() << "16-bit types only";
   for (int64_t dim : {16, 64, 128}) {
     const Tensor x = input({3, 7, 5, dim});
     ops::RopeOptions options;
