@@ -31,6 +31,7 @@ struct RmsNormBackwardCall {
   const Tensor& x;
   const Tensor& weight;
   const Tensor& dy;
+  const Tensor& residual_grad;
   double eps;
   const Tensor& dx;
   const Tensor& dweight;
@@ -141,34 +142,39 @@ RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const
 }
 
 RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
-                               bool weight_grad) {
+                               bool weight_grad, const Tensor& residual_grad) {
   constexpr std::string_view op = "rms_norm_backward";
   check_defined(op, "weight", weight);
   check_norm_args(op, x, weight, Tensor(), eps);
   check_floating(op, "dy", dy);
   check_shape(op, "dy", dy, x.shape());
   check_same_device(op, {{"x", &x}, {"dy", &dy}});
+  if (residual_grad.defined()) {
+    check_floating(op, "residual_grad", residual_grad);
+    check_shape(op, "residual_grad", residual_grad, x.shape());
+    check_same_device(op, {{"x", &x}, {"residual_grad", &residual_grad}});
+  }
   RmsNormGrads grads{Tensor::empty(x.shape(), x.dtype(), x.device()),
                      weight_grad ? Tensor::empty(weight.shape(), accumulate_dtype(x), x.device()) : Tensor()};
   static const std::vector<Implementation<RmsNormBackwardCall>> table = {
       {"cpu", "cpu tensors",
        [](const RmsNormBackwardCall& c) {
-         return on_cpu({&c.x, &c.weight, &c.dy});
+         return on_cpu({&c.x, &c.weight, &c.dy, &c.residual_grad});
        },
        [](const RmsNormBackwardCall& c) {
-         cpu::rms_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight);
+         cpu::rms_norm_backward(c.x, c.weight, c.dy, c.residual_grad, c.eps, c.dx, c.dweight);
        }},
 #ifdef WICK_WITH_CUDA
       {"cuda", "cuda tensors",
        [](const RmsNormBackwardCall& c) {
-         return on_cuda({&c.x, &c.weight, &c.dy});
+         return on_cuda({&c.x, &c.weight, &c.dy, &c.residual_grad});
        },
        [](const RmsNormBackwardCall& c) {
-         cuda::rms_norm_backward(c.x, c.weight, c.dy, c.eps, c.dx, c.dweight);
+         cuda::rms_norm_backward(c.x, c.weight, c.dy, c.residual_grad, c.eps, c.dx, c.dweight);
        }},
 #endif
   };
-  dispatch(op, table, RmsNormBackwardCall{x, weight, dy, eps, grads.dx, grads.dweight},
+  dispatch(op, table, RmsNormBackwardCall{x, weight, dy, residual_grad, eps, grads.dx, grads.dweight},
            describe({{"x", &x}, {"weight", &weight}, {"dy", &dy}}));
   return grads;
 }

@@ -92,8 +92,8 @@ Tensor project_backward(const Context& c, int64_t layer, Projection p, const Pro
   ops::gemm(dxa, s.x_lora, grad->a, gemm_options(true, false, 1.0, beta));
   const double p_drop = dropout_p(c);
   if (p_drop != 0) {
-    const Tensor lora_dx = ops::dropout(ops::matmul(dxa, pair->a), p_drop, c.options.dropout_seed,
-                                        dropout_draw(c, layer, p));
+    const Tensor lora_dx =
+        ops::dropout(ops::matmul(dxa, pair->a), p_drop, c.options.dropout_seed, dropout_draw(c, layer, p));
     return frozen_into(into.defined() ? ops::add(into, lora_dx) : lora_dx);
   }
   // The thin term first: written once (or added to `into`), then the frozen product adds itself to it.
@@ -168,7 +168,7 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   Tensor dy = project_backward(c, i, Projection::gate, s.gate, dmlp.dgate);
   dy = project_backward(c, i, Projection::up, s.up, dmlp.dup, dy);
   const Tensor dsum =
-      ops::add(dout, ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps, false).dx);
+      ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps, false, dout).dx;
   const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);
   ops::AttentionOptions attention;
   attention.causal = true;
@@ -180,7 +180,7 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   Tensor dx = project_backward(c, i, Projection::q, s.q, dq);
   dx = project_backward(c, i, Projection::k, s.k, dk, dx);
   dx = project_backward(c, i, Projection::v, s.v, dv, dx);
-  return ops::add(dsum, ops::rms_norm_backward(s.h, l.input_norm, dx, cfg.rms_norm_eps, false).dx);
+  return ops::rms_norm_backward(s.h, l.input_norm, dx, cfg.rms_norm_eps, false, dsum).dx;
 }
 
 void check_batch(const models::Decoder& model, const Batch& batch) {

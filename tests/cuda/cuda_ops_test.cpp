@@ -129,8 +129,8 @@ TEST_P(Cuda, RopeBothStylesWithOffsetsAndPositions) {
   }
 }
 
-// Every dimension rotated, half-split, 16-byte rows: the vectorized kernel (16-bit types), over odd row counts
-// and positions past the first thousand, forward and inverse.
+// Every dimension rotated, half-split, 16-byte rows: the vectorized kernel (16-bit types), over odd row
+// counts and positions past the first thousand, forward and inverse.
 TEST_P(Cuda, RopeFullRotaryRows) {
   // f32 takes the per-pair kernel (RopeBothStylesWithOffsetsAndPositions); its f32 angles at positions in the
   // tens of thousands are further from the f64 reference than f32's tolerance, as the reference's own are.
@@ -192,6 +192,11 @@ TEST_P(Cuda, RmsNormBackwardFrozenWeight) {
     const auto g = ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(dy), 1e-6, false);
     EXPECT_FALSE(g.dweight.defined());
     expect_close(g.dx, ops::rms_norm_backward(x, w, dy, 1e-6, false).dx, 2.0);
+    const Tensor residual = input({37, cols});
+    expect_close(ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(dy), 1e-6, false, on_gpu(residual)).dx,
+                 ops::rms_norm_backward(x, w, dy, 1e-6, false, residual).dx, 2.0);
+    expect_close(ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(dy), 1e-6, true, on_gpu(residual)).dx,
+                 ops::rms_norm_backward(x, w, dy, 1e-6, true, residual).dx, 2.0);
   }
 }
 

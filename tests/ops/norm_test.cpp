@@ -233,5 +233,34 @@ TEST(RmsNormBackward, WithoutTheWeightGradientGivesTheSameDx) {
   }
 }
 
+// The residual branch's gradient added in the same pass: what adding it afterwards gives, rounded once
+// instead of twice (so exactly that in f64, within one rounding in bf16).
+TEST(RmsNormBackward, AddsTheResidualGradient) {
+  Generator gen = fresh_generator();
+  for (DType dtype : {DType::f64, DType::bf16}) {
+    const Tensor x = non_contiguous(randn(gen, {37, 96}, dtype)), w = randn(gen, {96}, dtype),
+                 dy = randn(gen, {37, 96}, dtype), residual = randn(gen, {37, 96}, dtype);
+    for (bool weight_grad : {true, false}) {
+      const auto plain = ops::rms_norm_backward(x, w, dy, 1e-6, weight_grad);
+      const auto fused = ops::rms_norm_backward(x, w, dy, 1e-6, weight_grad, residual);
+      const Tensor expected = ops::add(plain.dx.to(DType::f64), residual.to(DType::f64));
+      if (dtype == DType::f64) {
+        EXPECT_EQ(values(fused.dx), values(expected));
+      } else {
+        ref::expect_close(fused.dx, values(expected), 1e-2);
+      }
+      if (weight_grad) {
+        EXPECT_EQ(values(fused.dweight), values(plain.dweight));
+      }
+    }
+  }
+  const Tensor x = randn(gen, {4, 8}), w = randn(gen, {8});
+  expect_error(
+      [&] {
+        ops::rms_norm_backward(x, w, x, 1e-6, false, randn(gen, {4, 9}));
+      },
+      {"[rms_norm_backward]", "argument 'residual_grad' must have shape [4, 8]"});
+}
+
 }  // namespace
 }  // namespace wick::test

@@ -19,9 +19,11 @@ struct RmsNormGrads {
   Tensor dx;
   Tensor dweight;  // f32 (f64 for f64 inputs)
 };
-// weight_grad = false (a frozen weight) leaves dweight undefined and skips its reduction.
+// weight_grad = false (a frozen weight) leaves dweight undefined and skips its reduction. A defined
+// residual_grad (x's shape) is added to dx in the same pass: the gradient of a pre-norm block's input, which
+// reaches it through both the norm and the residual branch, rounded once.
 RmsNormGrads rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
-                               bool weight_grad = true);
+                               bool weight_grad = true, const Tensor& residual_grad = Tensor());
 
 // y = (x − mean) / sqrt(var + eps) · weight + bias; weight and bias are optional (undefined tensors).
 Tensor layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps);

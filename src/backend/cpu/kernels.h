@@ -17,8 +17,8 @@ void softmax(const Tensor& x, const Tensor& y, int64_t axis, const ops::SoftmaxM
 void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, int64_t axis, bool log);
 
 void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y);
-void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
-                       const Tensor& dweight);
+void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, const Tensor& residual_grad,
+                       double eps, const Tensor& dx, const Tensor& dweight);
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y);
 void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
                          const Tensor& dx, const Tensor& dweight, const Tensor& dbias);

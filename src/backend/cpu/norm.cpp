@@ -37,11 +37,14 @@ void rms_norm_typed(const Tensor& x, const Tensor& weight, double eps, const Ten
 }
 
 template <typename T>
-void rms_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
-                             const Tensor& dx, const Tensor& dweight) {
+void rms_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tensor& dy,
+                             const Tensor& residual_grad, double eps, const Tensor& dx,
+                             const Tensor& dweight) {
   const Tensor xd = dense<T>(x);
   const Tensor wd = dense<T>(weight);
   const Tensor gd = dense<T>(dy);
+  const Tensor rd = residual_grad.defined() ? dense<T>(residual_grad) : Tensor();
+  const T* residual = rd.defined() ? rd.data<T>() : nullptr;
   OutputBuffer<T> out(dx);
   const int64_t cols = x.size(-1);
   const int64_t rows = cols == 0 ? 0 : x.numel() / cols;
@@ -63,7 +66,8 @@ void rms_norm_backward_typed(const Tensor& x, const Tensor& weight, const Tensor
       rstd[r] = rs;
       // dx = rstd·(g·w − x̂·mean(g·w·x̂)), x̂ = x·rstd
       const T coef = dot * rs * rs / static_cast<T>(cols);
-      for (int64_t j = 0; j < cols; ++j) d[r * cols + j] = rs * (gr[j] * w[j] - xr[j] * coef);
+      for (int64_t j = 0; j < cols; ++j)
+        d[r * cols + j] = rs * (gr[j] * w[j] - xr[j] * coef) + (residual ? residual[r * cols + j] : T(0));
     }
   });
   out.commit();
@@ -182,10 +186,11 @@ void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y
   with_compute_type(x.dtype(), [&](auto tag) { rms_norm_typed<decltype(tag)>(x, weight, eps, y); });
 }
 
-void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
-                       const Tensor& dweight) {
-  with_compute_type(
-      x.dtype(), [&](auto tag) { rms_norm_backward_typed<decltype(tag)>(x, weight, dy, eps, dx, dweight); });
+void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, const Tensor& residual_grad,
+                       double eps, const Tensor& dx, const Tensor& dweight) {
+  with_compute_type(x.dtype(), [&](auto tag) {
+    rms_norm_backward_typed<decltype(tag)>(x, weight, dy, residual_grad, eps, dx, dweight);
+  });
 }
 
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y) {

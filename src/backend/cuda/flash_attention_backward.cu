@@ -37,8 +37,8 @@ struct BackwardParams {
   Geometry g;
   float scale_log2, scale;
   // dK/dV split over the packed query rows: split z of gridDim.z walks query tiles [z·split_tiles,
-  // (z+1)·split_tiles) and, with more than one split, writes f32 partial sums [split][batch·kv_heads][kv_len][D]
-  // that a reduction adds in order of z.
+  // (z+1)·split_tiles) and, with more than one split, writes f32 partial sums
+  // [split][batch·kv_heads][kv_len][D] that a reduction adds in order of z.
   int split_tiles;
   float* part_dk;
   float* part_dv;
@@ -465,8 +465,8 @@ void launch_backward(BackwardParams p, int64_t batch_heads, int64_t kv_len, cuda
     if (splits > 1 && kv_len > 0) {
       const int64_t pairs = batch_heads * kv_len * D / 2;
       flash_backward_reduce_kernel<T, D>
-          <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(pairs, 256), 65535)), 256, 0, stream>>>(p, splits,
-                                                                                                   pairs);
+          <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(pairs, 256), 65535)), 256, 0, stream>>>(
+              p, splits, pairs);
       check_launch("attention_backward");
     }
     p.part_dk = p.part_dv = nullptr;

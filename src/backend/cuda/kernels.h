@@ -29,8 +29,8 @@ bool rms_norm_row_cache_applies(const Tensor& x);
 void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, bool row_cache);
 void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
                        const Tensor& y, const Tensor& sum, bool row_cache);
-void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
-                       const Tensor& dweight);
+void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, const Tensor& residual_grad,
+                       double eps, const Tensor& dx, const Tensor& dweight);
 void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps, const Tensor& y);
 void layer_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps,
                          const Tensor& dx, const Tensor& dweight, const Tensor& dbias);

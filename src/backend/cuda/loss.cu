@@ -88,8 +88,8 @@ __device__ void write_row_gradient(const T* x, T* d, int64_t cols, int64_t targe
       T* out = reinterpret_cast<T*>(&raw);
 #pragma unroll
       for (int e = 0; e < 8; ++e)
-        out[e] = from_float<T>((exp(v[e] - lse.max - lse.log_sum) - (j * 8 + e == target ? A(1) : A(0))) *
-                               factor);
+        out[e] =
+            from_float<T>((exp(v[e] - lse.max - lse.log_sum) - (j * 8 + e == target ? A(1) : A(0))) * factor);
       *reinterpret_cast<uint4*>(d + j * 8) = raw;
     }
   } else {
@@ -222,9 +222,9 @@ void cross_entropy_backward(const Tensor& logits, const Tensor& targets, int64_t
     count_kernel<A><<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(count));
     with_vector_choice(vector_rows(xd, dlogits, cols), [&](auto vector) {
       cross_entropy_backward_rows<T, A, vector()>
-          <<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(ptr<const T>(xd), ptr<const int64_t>(ids),
-                                                                          ptr<T>(dlogits), cols, ignore_index,
-                                                                          static_cast<A>(grad), ptr<const A>(count));
+          <<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(
+              ptr<const T>(xd), ptr<const int64_t>(ids), ptr<T>(dlogits), cols, ignore_index,
+              static_cast<A>(grad), ptr<const A>(count));
     });
   });
   check_launch("cross_entropy_backward");
@@ -246,8 +246,8 @@ void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, int64_
       with_vector_choice(vector_rows(xd, dlogits, cols), [&](auto vector) {
         cross_entropy_with_grad_rows<T, A, vector()>
             <<<static_cast<unsigned>(rows), row_threads(cols), 0, stream>>>(
-                ptr<const T>(xd), ptr<const int64_t>(ids), ptr<A>(per_row), ptr<T>(dlogits), cols, ignore_index,
-                static_cast<A>(grad), ptr<const A>(per_row) + rows);
+                ptr<const T>(xd), ptr<const int64_t>(ids), ptr<A>(per_row), ptr<T>(dlogits), cols,
+                ignore_index, static_cast<A>(grad), ptr<const A>(per_row) + rows);
       });
     mean_kernel<A>
         <<<1, 1024, 0, stream>>>(ptr<const A>(per_row), rows, ptr<const A>(per_row) + rows, ptr<A>(loss));

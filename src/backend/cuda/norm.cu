@@ -71,8 +71,8 @@ __global__ void __launch_bounds__(kRowCacheThreads)
 }
 
 template <typename T, typename A>
-__global__ void rms_norm_backward_kernel(const T* x, const T* weight, const T* dy, T* dx, A* partial,
-                                         int64_t rows, int64_t cols, A eps) {
+__global__ void rms_norm_backward_kernel(const T* x, const T* weight, const T* dy, const T* residual, T* dx,
+                                         A* partial, int64_t rows, int64_t cols, A eps) {
   for (int64_t row = blockIdx.x; row < rows; row += gridDim.x) {
     const T* xr = x + row * cols;
     const T* gr = dy + row * cols;
@@ -88,20 +88,22 @@ __global__ void rms_norm_backward_kernel(const T* x, const T* weight, const T* d
     const A coef = dot * rstd * rstd / A(cols);
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) {
       const A xv = load_as<A>(xr + j), gv = load_as<A>(gr + j);
-      dx[row * cols + j] = store_as<T>(rstd * (gv * load_as<A>(weight + j) - xv * coef));
+      const A from_residual = residual ? load_as<A>(residual + row * cols + j) : A(0);
+      dx[row * cols + j] = store_as<T>(rstd * (gv * load_as<A>(weight + j) - xv * coef) + from_residual);
       if (partial) partial[blockIdx.x * cols + j] += gv * xv * rstd;
     }
   }
 }
 
-// RMSNorm's input gradient for a frozen weight, rows of at most 32·K 16-byte vectors: one warp per row holding
-// x and dy in registers, eight rows a block. dx = rstd·(dy·w − x·rstd²·Σ(dy·w·x)/cols), as the kernel above.
+// RMSNorm's input gradient for a frozen weight, rows of at most 32·K 16-byte vectors: one warp per row
+// holding x and dy in registers, eight rows a block. dx = rstd·(dy·w − x·rstd²·Σ(dy·w·x)/cols) (+ the
+// residual branch's gradient), as the kernel above.
 constexpr int kRmsBackwardWarps = 8;
 
 template <typename T, int K>
 __global__ void __launch_bounds__(kRmsBackwardWarps * 32)
-    rms_norm_backward_warp_kernel(const T* x, const T* weight, const T* dy, T* dx, int64_t rows, int64_t cols,
-                                  float eps) {
+    rms_norm_backward_warp_kernel(const T* x, const T* weight, const T* dy, const T* residual, T* dx,
+                                  int64_t rows, int64_t cols, float eps) {
   constexpr int E = vector_elements<T>;
   const int64_t row = blockIdx.x * int64_t(kRmsBackwardWarps) + threadIdx.x / 32;
   if (row >= rows) return;
@@ -134,10 +136,12 @@ __global__ void __launch_bounds__(kRmsBackwardWarps * 32)
   for (int j = 0; j < K; ++j) {
     const int64_t v = lane + 32 * j;
     if (v >= vectors) continue;
+    float r[E] = {};
+    if (residual) load_vector(residual + row * cols, v, r);
     uint4 raw;
     T* out = reinterpret_cast<T*>(&raw);
 #pragma unroll
-    for (int e = 0; e < E; ++e) out[e] = from_float<T>(rstd * (gw[j][e] - xv[j][e] * coef));
+    for (int e = 0; e < E; ++e) out[e] = from_float<T>(rstd * (gw[j][e] - xv[j][e] * coef) + r[e]);
     reinterpret_cast<uint4*>(dx + row * cols)[v] = raw;
   }
 }
@@ -297,8 +301,8 @@ void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& we
   check_launch("rms_norm");
 }
 
-void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, double eps, const Tensor& dx,
-                       const Tensor& dweight) {
+void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, const Tensor& residual_grad,
+                       double eps, const Tensor& dx, const Tensor& dweight) {
   const int64_t rows = row_count(x), cols = x.size(-1);
   DeviceGuard guard(x.device().index);
   if (rows == 0) {
@@ -307,22 +311,26 @@ void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, 
   }
   const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous(),
                gd = dy.to(x.dtype()).contiguous();
+  const Tensor rd = residual_grad.defined() ? residual_grad.to(x.dtype()).contiguous() : Tensor();
   // Without a weight gradient (a frozen weight) there are no partial sums to keep: one block per row.
   const bool weight_grad = dweight.defined();
   const int64_t groups = weight_grad ? partial_groups(x) : std::min<int64_t>(rows, 65535);
   const Tensor partial = weight_grad ? Tensor::zeros({groups, cols}, dweight.dtype(), x.device()) : Tensor();
   const int64_t per_vector = x.dtype() == DType::f64 ? 0 : 16 / static_cast<int64_t>(dtype_size(x.dtype()));
   bool warp_rows = !weight_grad && per_vector > 0 && cols % per_vector == 0 && cols / per_vector <= 32 * 8;
-  for (const Tensor* t : {&xd, &wd, &gd, &dx})
-    if (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0 || !t->is_contiguous()) warp_rows = false;
+  for (const Tensor* t : {&xd, &wd, &gd, &rd, &dx})
+    if (t->defined() && (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0 || !t->is_contiguous()))
+      warp_rows = false;
   if (warp_rows) {
     with_float_type(x.dtype(), "rms_norm_backward", [&](auto tag) {
       using T = decltype(tag);
       if constexpr (!std::is_same_v<T, double>) {
         const auto blocks = static_cast<unsigned>(ceil_div(rows, int64_t{kRmsBackwardWarps}));
         with_vectors_per_thread(layer_norm_warp_vectors_per_lane(cols / per_vector), [&](auto k) {
-          rms_norm_backward_warp_kernel<T, decltype(k)::value><<<blocks, kRmsBackwardWarps * 32, 0, stream_of(x)>>>(
-              ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd), ptr<T>(dx), rows, cols, static_cast<float>(eps));
+          rms_norm_backward_warp_kernel<T, decltype(k)::value>
+              <<<blocks, kRmsBackwardWarps * 32, 0, stream_of(x)>>>(
+                  ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd),
+                  rd.defined() ? ptr<const T>(rd) : nullptr, ptr<T>(dx), rows, cols, static_cast<float>(eps));
         });
       }
     });
@@ -333,8 +341,8 @@ void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, 
     using T = decltype(tag);
     using A = typename Accumulate<T>::type;
     rms_norm_backward_kernel<T, A><<<static_cast<unsigned>(groups), row_threads(cols), 0, stream_of(x)>>>(
-        ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd), ptr<T>(dx),
-        weight_grad ? ptr<A>(partial) : nullptr, rows, cols, static_cast<A>(eps));
+        ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd), rd.defined() ? ptr<const T>(rd) : nullptr,
+        ptr<T>(dx), weight_grad ? ptr<A>(partial) : nullptr, rows, cols, static_cast<A>(eps));
   });
   check_launch("rms_norm_backward");
   if (weight_grad) reduce_partials(partial, dweight);

@@ -67,8 +67,7 @@ __global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows) 
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
       const uint32_t i = i0 + e;
-      const float inv_freq =
-          1.0f / powf(a.theta, static_cast<float>(2 * i) / static_cast<float>(a.rotary));
+      const float inv_freq = 1.0f / powf(a.theta, static_cast<float>(2 * i) / static_cast<float>(a.rotary));
       float sin_v, cos_v;
       sincosf(static_cast<float>(pos) * inv_freq, &sin_v, &cos_v);
       sin_v *= a.sign;
@@ -113,8 +112,8 @@ void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const 
       using T = decltype(tag);
       if constexpr (sizeof(T) == 2)
         rope_vector_kernel<T>
-            <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(threads, 256), 65536)), 256, 0, stream_of(x)>>>(
-                ptr<const T>(xd), ptr<T>(y), args, static_cast<uint32_t>(rows));
+            <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(threads, 256), 65536)), 256, 0,
+               stream_of(x)>>>(ptr<const T>(xd), ptr<T>(y), args, static_cast<uint32_t>(rows));
     });
     check_launch("rope");
     return;
