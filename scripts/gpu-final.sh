@@ -19,7 +19,7 @@ small+=':Dtypes/Cuda.CrossEntropyVectorRows/bf16:Dtypes/Cuda.VectorizedActivatio
 for tool in memcheck racecheck; do
   compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/wick_cuda_tests" --gtest_filter="$small" \
     >"$out/sanitizer-$tool.log" 2>&1
-  echo "$tool exit $?: $(grep -c 'ERROR SUMMARY: 0' "$out/sanitizer-$tool.log") clean summaries"
+  echo "$tool exit $?: $(grep -cE '(ERROR|RACECHECK) SUMMARY: 0 ' "$out/sanitizer-$tool.log") clean summaries"
 done
 echo "== generation (Qwen2.5-0.5B shape, bf16)"
 for batch in 1 8 32; do "$build/wick" bench generate --device cuda --batch "$batch" 2>&1 | tail -n 2; done

@@ -423,9 +423,10 @@ template <int D>
 constexpr int kdkdv_query_tile = D == 64 ? 64 : 32;
 constexpr int kDqKeyTile = 64;
 
-// Splits of the dK/dV pass: where its key blocks are fewer than eight per multiprocessor (a few key/value
-// heads, as with grouped queries), the query rows are split so that about that many blocks run, at most 8
-// ways. WICK_FLASH_BWD_SPLITS=n forces n (1: no split), for measurements.
+// Splits of the dK/dV pass: where its key blocks are fewer than two per multiprocessor (a few key/value
+// heads, as with grouped queries), the query rows are split so that about eight blocks per multiprocessor
+// run, at most 8 ways; otherwise the partial sums' extra pass costs more than it gains.
+// WICK_FLASH_BWD_SPLITS=n forces n (1: no split), for measurements.
 int dkdv_splits(int64_t key_blocks, int64_t query_tiles, int device) {
   const char* forced = std::getenv("WICK_FLASH_BWD_SPLITS");
   int64_t splits = 0;
@@ -436,7 +437,10 @@ int dkdv_splits(int64_t key_blocks, int64_t query_tiles, int device) {
     int sms = 0;
     check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "attention_backward",
           "cudaDeviceGetAttribute");
-    splits = std::min<int64_t>(8, ceil_div(8 * int64_t{std::max(sms, 1)}, std::max<int64_t>(key_blocks, 1)));
+    sms = std::max(sms, 1);
+    splits = key_blocks >= 2 * int64_t{sms}
+                 ? 1
+                 : std::min<int64_t>(8, ceil_div(8 * int64_t{sms}, std::max<int64_t>(key_blocks, 1)));
   }
   return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({splits, query_tiles, 65535})));
 }
