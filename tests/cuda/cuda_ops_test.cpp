@@ -4,20 +4,13 @@
 
 #include <algorithm>
 
-#include "support/test_util.h"
-#include "wick/cuda.h"
+#include "support/cuda_test.h"
 
 namespace wick::test {
 namespace {
 
-class Cuda : public ::testing::TestWithParam<DType> {
+class Cuda : public CudaTest {
  protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (CUDA built: " << cuda_built() << ")";
-  }
-  Device gpu = Device::cuda(0);
-  Generator gen = fresh_generator();
-  DType dtype() const { return GetParam(); }
   // Random inputs already rounded to the tested dtype, as f64 on the cpu.
   Tensor input(const Shape& shape, double std = 1.0) {
     return randn(gen, shape, dtype(), std).to(DType::f64);

@@ -18,8 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "support/test_util.h"
-#include "wick/cuda.h"
+#include "support/cuda_test.h"
 
 namespace wick::test {
 namespace {
@@ -115,15 +114,8 @@ double lse_error(const Tensor& gpu_lse, const Tensor& reference) {
   return norm > 0 ? std::sqrt(diff / norm) : std::sqrt(diff);
 }
 
-class FlashAttention : public ::testing::TestWithParam<DType> {
+class FlashAttention : public CudaTest {
  protected:
-  void SetUp() override {
-    if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device (CUDA built: " << cuda_built() << ")";
-  }
-  Device gpu = Device::cuda(0);
-  Generator gen = fresh_generator();
-  DType dtype() const { return GetParam(); }
-
   struct Inputs {
     Tensor q, k, v, dout;      // f64 on the cpu, rounded to dtype
     Tensor gq, gk, gv, gdout;  // dtype on the gpu (strided views where the case asks)

@@ -39,6 +39,29 @@ __device__ __forceinline__ __half from_float(float v) {
   return __float2half_rn(v);
 }
 
+// 16-byte vectors of T as floats: the unit of the kernels that read and write whole vectors.
+template <typename T>
+constexpr int vector_elements = 16 / sizeof(T);
+
+// Loads vector `index` (16 bytes) of `base` as floats.
+template <typename T>
+__device__ __forceinline__ void load_vector(const T* base, int64_t index, float (&out)[vector_elements<T>]) {
+  const uint4 raw = reinterpret_cast<const uint4*>(base)[index];
+  const T* e = reinterpret_cast<const T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < vector_elements<T>; ++i) out[i] = to_float(e[i]);
+}
+
+// Stores floats, rounded to T, as vector `index` (16 bytes) of `base`.
+template <typename T>
+__device__ __forceinline__ void store_vector(T* base, int64_t index, const float (&in)[vector_elements<T>]) {
+  uint4 raw;
+  T* e = reinterpret_cast<T*>(&raw);
+#pragma unroll
+  for (int i = 0; i < vector_elements<T>; ++i) e[i] = from_float<T>(in[i]);
+  reinterpret_cast<uint4*>(base)[index] = raw;
+}
+
 // Compute type per storage type: double for double, float otherwise.
 template <typename T>
 struct Accumulate {

@@ -86,37 +86,20 @@ struct VectorRows {
 };
 
 template <typename T>
-__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) v[i] = to_float(e[i]);
-}
-
-template <typename T>
-__device__ __forceinline__ void store8(T* p, const float (&v)[8]) {
-  uint4 raw;
-  T* e = reinterpret_cast<T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) e[i] = from_float<T>(v[i]);
-  *reinterpret_cast<uint4*>(p) = raw;
-}
-
-template <typename T>
 __global__ void unary_vector_kernel(Unary kind, const T* x, const T* dy, T* out, int64_t vectors) {
   WICK_GRID_STRIDE_LOOP(i, vectors) {
     float v[8], r[8];
-    load8(x + i * 8, v);
+    load_vector(x, i, v);
     if (dy) {
       float g[8];
-      load8(dy + i * 8, g);
+      load_vector(dy, i, g);
 #pragma unroll
       for (int e = 0; e < 8; ++e) r[e] = g[e] * activation_derivative(kind, v[e]);
     } else {
 #pragma unroll
       for (int e = 0; e < 8; ++e) r[e] = activation(kind, v[e]);
     }
-    store8(out + i * 8, r);
+    store_vector(out, i, r);
   }
 }
 
@@ -124,11 +107,11 @@ template <typename T>
 __global__ void swiglu_vector_kernel(const T* gate, const T* up, T* out, VectorRows rows, int64_t vectors) {
   WICK_GRID_STRIDE_LOOP(i, vectors) {
     float g[8], u[8];
-    load8(gate + rows.offset(i, 0), g);
-    load8(up + rows.offset(i, 1), u);
+    load_vector(gate + rows.offset(i, 0), 0, g);
+    load_vector(up + rows.offset(i, 1), 0, u);
 #pragma unroll
     for (int e = 0; e < 8; ++e) g[e] = activation(Unary::silu, g[e]) * u[e];
-    store8(out + rows.offset(i, 2), g);
+    store_vector(out + rows.offset(i, 2), 0, g);
   }
 }
 
@@ -138,16 +121,16 @@ __global__ void swiglu_backward_vector_kernel(const T* gate, const T* up, const 
                                               VectorRows rows, int64_t vectors) {
   WICK_GRID_STRIDE_LOOP(i, vectors) {
     float g[8], u[8], d[8], dg[8], du[8];
-    load8(gate + rows.offset(i, 0), g);
-    load8(up + rows.offset(i, 1), u);
-    load8(dy + rows.offset(i, 2), d);
+    load_vector(gate + rows.offset(i, 0), 0, g);
+    load_vector(up + rows.offset(i, 1), 0, u);
+    load_vector(dy + rows.offset(i, 2), 0, d);
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
       dg[e] = d[e] * u[e] * activation_derivative(Unary::silu, g[e]);
       du[e] = d[e] * activation(Unary::silu, g[e]);
     }
-    store8(dgate + rows.offset(i, 3), dg);
-    store8(dup + rows.offset(i, 4), du);
+    store_vector(dgate + rows.offset(i, 3), 0, dg);
+    store_vector(dup + rows.offset(i, 4), 0, du);
   }
 }
 
@@ -155,11 +138,11 @@ template <typename T>
 __global__ void add_vector_kernel(const T* a, const T* b, T* out, int64_t vectors) {
   WICK_GRID_STRIDE_LOOP(i, vectors) {
     float x[8], y[8];
-    load8(a + i * 8, x);
-    load8(b + i * 8, y);
+    load_vector(a, i, x);
+    load_vector(b, i, y);
 #pragma unroll
     for (int e = 0; e < 8; ++e) x[e] += y[e];
-    store8(out + i * 8, x);
+    store_vector(out, i, x);
   }
 }
 

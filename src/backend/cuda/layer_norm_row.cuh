@@ -10,15 +10,6 @@
 
 namespace wick::cuda {
 
-// Loads vector `index` (16 bytes) of `base` as floats.
-template <typename T>
-__device__ __forceinline__ void load_vector(const T* base, int64_t index, float (&out)[vector_elements<T>]) {
-  const uint4 raw = reinterpret_cast<const uint4*>(base)[index];
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < vector_elements<T>; ++i) out[i] = to_float(e[i]);
-}
-
 // y_row = (v - mean) / sqrt(var + eps) · weight + bias over `cols` = 32·K·E or fewer columns (`vectors`
 // of them), statistics by warp shuffles in a fixed order. weight and bias may be null.
 template <typename T, int K>

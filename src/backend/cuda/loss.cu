@@ -21,14 +21,6 @@ struct LogSumExp {
 template <typename T, typename A>
 constexpr bool kVectorizable = sizeof(T) == 2 && std::is_same_v<A, float>;
 
-template <typename T>
-__device__ __forceinline__ void load8(const T* p, float (&v)[8]) {
-  const uint4 raw = *reinterpret_cast<const uint4*>(p);
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) v[i] = to_float(e[i]);
-}
-
 template <typename T, typename A, bool kVector>
 __device__ LogSumExp<A> row_log_sum_exp(const T* row, int64_t cols) {
   A m = -INFINITY, s = 0;
@@ -42,7 +34,7 @@ __device__ LogSumExp<A> row_log_sum_exp(const T* row, int64_t cols) {
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t j = base + int64_t(u) * blockDim.x;
         if (j < vectors) {
-          load8(row + j * 8, v[u]);
+          load_vector(row, j, v[u]);
         } else {
 #pragma unroll
           for (int e = 0; e < 8; ++e) v[u][e] = -INFINITY;
@@ -83,14 +75,11 @@ __device__ void write_row_gradient(const T* x, T* d, int64_t cols, int64_t targe
     const int64_t vectors = cols / 8;
     for (int64_t j = threadIdx.x; j < vectors; j += blockDim.x) {
       float v[8];
-      load8(x + j * 8, v);
-      uint4 raw;
-      T* out = reinterpret_cast<T*>(&raw);
+      load_vector(x, j, v);
 #pragma unroll
       for (int e = 0; e < 8; ++e)
-        out[e] =
-            from_float<T>((exp(v[e] - lse.max - lse.log_sum) - (j * 8 + e == target ? A(1) : A(0))) * factor);
-      *reinterpret_cast<uint4*>(d + j * 8) = raw;
+        v[e] = (exp(v[e] - lse.max - lse.log_sum) - (j * 8 + e == target ? A(1) : A(0))) * factor;
+      store_vector(d, j, v);
     }
   } else {
     for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)

@@ -138,11 +138,9 @@ __global__ void __launch_bounds__(kRmsBackwardWarps * 32)
     if (v >= vectors) continue;
     float r[E] = {};
     if (residual) load_vector(residual + row * cols, v, r);
-    uint4 raw;
-    T* out = reinterpret_cast<T*>(&raw);
 #pragma unroll
-    for (int e = 0; e < E; ++e) out[e] = from_float<T>(rstd * (gw[j][e] - xv[j][e] * coef) + r[e]);
-    reinterpret_cast<uint4*>(dx + row * cols)[v] = raw;
+    for (int e = 0; e < E; ++e) r[e] += rstd * (gw[j][e] - xv[j][e] * coef);
+    store_vector(dx + row * cols, v, r);
   }
 }
 

@@ -10,9 +10,6 @@
 
 namespace wick::cuda {
 
-template <typename T>
-constexpr int vector_elements = 16 / sizeof(T);
-
 // Row-cache kernels are declared __launch_bounds__(kRowCacheThreads) so any block size up to it can launch.
 constexpr int kRowCacheThreads = 1024;
 
