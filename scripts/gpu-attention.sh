@@ -5,6 +5,7 @@
 # ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
 out=${OUT:-gpu-out}
 mkdir -p "$out"
 build=${BUILD:-build-cuda}

@@ -5,6 +5,7 @@
 # to $OUT (or ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source scripts/gpu-env.sh
 out=${OUT:-gpu-out}
 build=${BUILD:-build-cuda}
 mkdir -p "$out"

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <string>
 
 namespace wick::cuda {
 
@@ -44,6 +45,10 @@ class StreamGuard {
   int device_;
   void* previous_;
 };
+
+// cuDNN's fused attention, one of attention's implementations: empty when this binary has it and cuDNN 9
+// loads here (libcudnn.so.9 on the library path, or the file WICK_CUDNN_LIBRARY names), else why not.
+std::string cudnn_unavailable_reason();
 
 // The stream ops on `device` are enqueued on now (a cudaStream_t).
 void* current_stream(int device = 0);

@@ -51,6 +51,9 @@ MemoryStats memory_stats(int) {
 void reset_peak_memory(int) {
   backend::not_built();
 }
+std::string cudnn_unavailable_reason() {
+  return "this binary has no CUDA backend";
+}
 void* current_stream(int) {
   backend::not_built();
 }

@@ -3,6 +3,7 @@
 
 #include "cli/commands.h"
 #include "core/parallel.h"
+#include "wick/cuda.h"
 #include "wick/device.h"
 
 namespace wick::cli {
@@ -16,6 +17,8 @@ void add_info_command(CLI::App& app) {
       fmt::print("cuda: not built into this binary\n");
     } else {
       fmt::print("cuda: built, {} device(s) visible\n", cuda_device_count());
+      const std::string cudnn = cuda::cudnn_unavailable_reason();
+      fmt::print("cudnn attention: {}\n", cudnn.empty() ? "available" : "not available, " + cudnn);
     }
   });
 }

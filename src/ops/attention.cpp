@@ -7,6 +7,9 @@
 #include "backend/cuda/decode_attention.h"
 #include "backend/cuda/kernels.h"
 #endif
+#ifdef WICK_WITH_CUDNN
+#include "backend/cudnn/attention.h"
+#endif
 #include "ops/check.h"
 #include "ops/dispatch.h"
 
@@ -71,6 +74,15 @@ Tensor output_like(const Tensor& q) {
   return Tensor::empty({batch, seq, heads, dim}, q.dtype(), q.device()).transpose(1, 2);
 }
 
+#ifdef WICK_WITH_CUDNN
+// cuDNN's fused attention against the flash kernels, same call on an H100 (bench/RESULTS.md, 2026-11-26):
+// slower at 4 × 14 × 512 × 512 score entries (forward 0.032 vs 0.027 ms, with backward 0.110 vs 0.094),
+// faster from 1 × 14 × 4096 × 4096 (0.114 vs 0.139 ms, 0.475 vs 0.653) up. The line sits between them.
+bool cudnn_preferred(const Tensor& q, const Tensor& k) {
+  return q.size(0) * q.size(1) * q.size(2) * k.size(2) >= (int64_t{1} << 25);
+}
+#endif
+
 }  // namespace
 
 AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
@@ -105,6 +117,18 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
        [](const AttentionCall& c) {
          cuda::flash_attention(cuda::FlashKind::decode, c.q, c.k, c.v, c.options, c.out, c.lse);
        }},
+#ifdef WICK_WITH_CUDNN
+      {"cuda_cudnn",
+       "cuDNN 9 at run time, cuda bf16/f16 tensors, head_dim 64 or 128, no kv_lengths, a causal diagonal "
+       "ending at the last key, 16-byte-aligned rows with a unit last stride, and a shape cuDNN has an "
+       "engine "
+       "for",
+       [](const AttentionCall& c) {
+         return cudnn::attention_applies(c.q, c.k, c.v, c.options, c.out) && c.lse.dtype() == DType::f32;
+       },
+       [](const AttentionCall& c) { cudnn::attention(c.q, c.k, c.v, c.options, c.out, c.lse); },
+       [](const AttentionCall& c) { return cudnn_preferred(c.q, c.k); }},
+#endif
       {"cuda_flash",
        "cuda bf16/f16 tensors, head_dim 32, 64 or 128, 16-byte-aligned rows with a unit last stride",
        [](const AttentionCall& c) {
@@ -148,6 +172,20 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
          cpu::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
        }},
 #ifdef WICK_WITH_CUDA
+#ifdef WICK_WITH_CUDNN
+      {"cuda_cudnn",
+       "cuDNN 9 at run time, cuda bf16/f16 tensors, head_dim 64 or 128, f32 lse, no kv_lengths, a causal "
+       "diagonal ending at the last key, 16-byte-aligned rows with a unit last stride, and a shape cuDNN has "
+       "an engine for",
+       [](const AttentionBackwardCall& c) {
+         return c.lse.dtype() == DType::f32 && c.lse.is_contiguous() && c.lse.device() == c.q.device() &&
+                cudnn::attention_backward_applies(c.q, c.k, c.v, c.out, c.dout, c.options, c.dq, c.dk, c.dv);
+       },
+       [](const AttentionBackwardCall& c) {
+         cudnn::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
+       },
+       [](const AttentionBackwardCall& c) { return cudnn_preferred(c.q, c.k); }},
+#endif
       {"cuda_flash",
        "cuda bf16/f16 tensors, head_dim 64 or 128, f32 lse, 16-byte-aligned rows with a unit last stride",
        [](const AttentionBackwardCall& c) {

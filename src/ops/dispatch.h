@@ -1,6 +1,7 @@
 // The one visible selection point for every op: an ordered table of implementations, each with the condition
-// it needs; the first whose condition holds runs. WICK_IMPL_<OP>=<name> (e.g. WICK_IMPL_SOFTMAX=cpu) forces a
-// named implementation; a forced one that cannot run the call is an error, never a silent fallback.
+// it needs (and optionally the measured shapes where it is the faster choice); the first whose condition and
+// preference hold runs. WICK_IMPL_<OP>=<name> (e.g. WICK_IMPL_SOFTMAX=cpu) forces a named implementation
+// wherever it can run; a forced one that cannot run the call is an error, never a silent fallback.
 #pragma once
 
 #include <cctype>
@@ -19,6 +20,7 @@ struct Implementation {
   std::string_view needs;             // the condition in words, for error messages
   bool (*applies)(const Call& call);  // the condition
   void (*run)(const Call& call);
+  bool (*preferred)(const Call& call) = nullptr;  // unforced, only where this holds too (null: always)
 };
 
 inline std::string forced_implementation(std::string_view op) {
@@ -46,7 +48,7 @@ void dispatch(std::string_view op, const std::vector<Implementation<Call>>& tabl
     fail(op, "unknown implementation '{}' forced by the environment (expected one of: {})", forced, names);
   }
   for (const auto& impl : table) {
-    if (impl.applies(call)) {
+    if ((impl.preferred == nullptr || impl.preferred(call)) && impl.applies(call)) {
       impl.run(call);
       return;
     }

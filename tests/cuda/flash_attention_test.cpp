@@ -162,9 +162,9 @@ class FlashAttention : public CudaTest {
     EXPECT_LE(lse_error(got.lse, ref.lse), 1e-5) << "lse";
   }
 
-  // Forward and backward through the flash kernels, against the f64 cpu op.
-  void check_backward(const Case& c) {
-    SCOPED_TRACE(c.str());
+  // Forward and backward through `impl` (the flash kernels by default), against the f64 cpu op.
+  void check_backward(const Case& c, const char* impl = "cuda_flash") {
+    SCOPED_TRACE(c.str() + " " + impl);
     const Inputs in = inputs(c);
     const auto options = c.options(Device::cpu());
     const auto ref = ops::attention(in.q, in.k, in.v, options);
@@ -172,7 +172,7 @@ class FlashAttention : public CudaTest {
     ops::AttentionResult got;
     ops::AttentionGrads grads, again;
     {
-      ForceAttention force("cuda_flash", "cuda_flash");
+      ForceAttention force(impl, impl);
       const auto gpu_options = c.options(gpu);
       got = ops::attention(in.gq, in.gk, in.gv, gpu_options);
       grads = ops::attention_backward(in.gq, in.gk, in.gv, got.out, got.lse, in.gdout, gpu_options);
@@ -182,7 +182,7 @@ class FlashAttention : public CudaTest {
     EXPECT_LE(relative(grads.dq, ref_grads.dq), 2 * tolerance(dtype())) << "dq";
     EXPECT_LE(relative(grads.dk, ref_grads.dk), 2 * tolerance(dtype())) << "dk";
     EXPECT_LE(relative(grads.dv, ref_grads.dv), 2 * tolerance(dtype())) << "dv";
-    // No atomics: the same inputs give the same bits.
+    // Deterministic: the same inputs give the same bits.
     EXPECT_EQ(
         relative_error(grads.dq.to(Device::cpu()).to(DType::f64), again.dq.to(Device::cpu()).to(DType::f64)),
         0.0);
@@ -312,6 +312,40 @@ TEST_P(FlashAttention, BackwardSplitsMatchReference) {
     check_backward({1, 6, 3, 70, 200, 128, true, -1, {}, NAN, false});
     check_backward({2, 4, 4, 33, 33, 64, false, -1, {33, 5}});
   }
+}
+
+// cuDNN's fused attention, where this binary and machine have it, on every case its masks can express
+// (grouped heads, strided views, queries after a cache, custom scales, odd lengths).
+TEST_P(FlashAttention, CudnnMatchesReference) {
+  const std::string why = cuda::cudnn_unavailable_reason();
+  if (!why.empty()) GTEST_SKIP() << "cuDNN attention: " << why;
+  int checked = 0;
+  for (const Case& c : forward_cases()) {
+    const bool bottom_right = c.query_offset < 0 && c.q_len <= c.kv_len;
+    if (c.head_dim == 32 || c.q_len <= 16 || !c.kv_lengths.empty() || (c.causal && !bottom_right)) continue;
+    check_forward(c, "cuda_cudnn");
+    check_backward(c, "cuda_cudnn");
+    ++checked;
+  }
+  EXPECT_GE(checked, 10);
+  // Chosen by default from 2^25 score entries, where it was measured faster than the flash kernels.
+  const Case large{2, 14, 2, 1200, 1200, 64};
+  const Inputs big = inputs(large);
+  const auto chosen = ops::attention(big.gq, big.gk, big.gv, large.options(gpu));
+  ops::AttentionResult forced;
+  {
+    ForceAttention force("cuda_cudnn", nullptr);
+    forced = ops::attention(big.gq, big.gk, big.gv, large.options(gpu));
+  }
+  EXPECT_EQ(relative_error(chosen.out.to(Device::cpu()).to(DType::f64),
+                           forced.out.to(Device::cpu()).to(DType::f64)),
+            0.0);
+  // What its masks cannot say is refused by name.
+  const Case padded{2, 4, 2, 40, 129, 64, true, -1, {129, 70}};
+  const Inputs in = inputs(padded);
+  ForceAttention force("cuda_cudnn", "cuda_cudnn");
+  expect_error([&] { ops::attention(in.gq, in.gk, in.gv, padded.options(gpu)); },
+               {"[attention] forced implementation 'cuda_cudnn' cannot run this call"});
 }
 
 // Small shapes covering every kernel (prefill, split decode + combine, backward) for compute-sanitizer.
@@ -453,6 +487,8 @@ TEST(FlashAttentionBench, Table) {
       for (const char* tile : {"k4q4", "k8q4", "k4q8", "k8q8"})
         variants.push_back({std::string("cuda_flash ") + tile, "cuda_flash", "", tile});
     }
+    if (s.q_len > 16 && cuda::cudnn_unavailable_reason().empty())
+      variants.insert(variants.begin() + 1, {"cuda_cudnn", "cuda_cudnn", "", ""});
     if (s.batch * s.q_heads * s.q_len * s.kv_len <= (int64_t(1) << 28))
       variants.push_back({"cuda", "cuda", "", ""});
     for (const Variant& variant : variants) {

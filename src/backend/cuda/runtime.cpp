@@ -10,6 +10,9 @@
 #include "backend/cuda/check.h"
 #include "backend/cuda/runtime.h"
 #include "backend/memory.h"
+#ifdef WICK_WITH_CUDNN
+#include "backend/cudnn/attention.h"
+#endif
 #include "wick/cuda.h"
 
 namespace wick::cuda {
@@ -108,6 +111,14 @@ DeviceGuard::~DeviceGuard() {
 
 cudaStream_t stream_for(int device) {
   return state(device).current;
+}
+
+std::string cudnn_unavailable_reason() {
+#ifdef WICK_WITH_CUDNN
+  return cudnn::available() ? std::string() : cudnn::unavailable_reason();
+#else
+  return "this binary was built without the cuDNN frontend's headers (scripts/fetch-cudnn-frontend.sh)";
+#endif
 }
 
 void* current_stream(int device) {
