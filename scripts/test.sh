@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, as CI runs it:
-#   1. release build (CUDA code compiled too when a CUDA compiler is present) and every test (GPU tests skip
-#      cleanly without a GPU);
+#   1. release build (CUDA code compiled too when a CUDA compiler is present, with cuDNN attention when its
+#      headers can be fetched) and every test (GPU tests skip cleanly without a GPU);
 #   2. the CPU suite again under AddressSanitizer + UndefinedBehaviorSanitizer;
 #   3. install, then build and run a consumer project through find_package(wick);
 #   4. the libFuzzer targets for the safetensors header and tokenizer.json, each for a bounded time;
@@ -14,6 +14,11 @@ jobs=$(nproc)
 echo "== real models for the end-to-end tests"
 WICK_MODELS_DIR=$(bash scripts/fetch-models.sh)
 export WICK_MODELS_DIR
+
+if command -v nvcc >/dev/null; then
+  echo "== cuDNN frontend headers (cuDNN attention is compiled with them; optional)"
+  bash scripts/fetch-cudnn-frontend.sh || echo "cuDNN frontend headers unavailable: building without cuDNN attention"
+fi
 
 echo "== release build and tests"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DWICK_CUDA=AUTO

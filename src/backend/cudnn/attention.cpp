@@ -117,6 +117,8 @@ double scale_of(const Tensor& q, const ops::AttentionOptions& options) {
 }
 
 // What cuDNN's masks can say: none, or causal with the diagonal at the last key.
+// Per-sequence key lengths are left to the flash kernels: cuDNN's padding mask gives a sequence with no keys
+// finite rows (measured), where attention's are zero with an lse of -inf.
 bool mask_supported(const Tensor& q, const Tensor& k, const ops::AttentionOptions& options) {
   if (options.kv_lengths.defined()) return false;
   if (!options.causal) return true;
