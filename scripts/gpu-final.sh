@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine over a build made elsewhere (carry build-cuda): the whole CUDA test suite, the CPU
 # suite, compute-sanitizer memcheck and racecheck on small cases of the decode, flash and elementwise
-# kernels, then generation, embedding and training benchmarks side by side with their PyTorch peers. Logs go
-# to $OUT (or ./gpu-out).
+# kernels, then generation, embedding, training and attention benchmarks side by side with their PyTorch peers
+# (cuDNN from PyTorch's wheel, see gpu-env.sh). Logs go to $OUT (or ./gpu-out).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source scripts/gpu-env.sh
@@ -28,6 +28,13 @@ python3 bench/generate_torch.py --json "$out/torch-generate.json" 2>&1 | grep -v
 echo "== embeddings (MiniLM shape, f16)"
 "$build/wick" bench embed --device cuda --dtype f16 --repeats 30 2>&1 | tail -n 3
 python3 bench/embed_torch.py --dtype f16 --repeats 30 --json "$out/torch-embed.jsonl" 2>&1 | tail -n 3
-echo "== LoRA training 8x1024 (r=16, all 7 projections)"
-"$build/wick" bench train --device cuda --batch 8 --tokens 1024 2>&1 | tail -n 2
-python3 bench/train_peft.py --batch 8 --tokens 1024 --json "$out/peft-train.jsonl" 2>&1 | grep -v Warning | tail -n 2
+for shape in "8 1024" "4 512"; do
+  set -- $shape
+  echo "== LoRA training $1x$2 (r=16, all 7 projections)"
+  "$build/wick" bench train --device cuda --batch "$1" --tokens "$2" 2>&1 | tail -n 2
+  python3 bench/train_peft.py --batch "$1" --tokens "$2" --json "$out/peft-train.jsonl" 2>&1 | grep -v Warning | tail -n 2
+done
+echo "== attention (wick's default choice and each implementation, then PyTorch's SDPA)"
+WICK_ATTENTION_BENCH=1 WICK_ATTENTION_BENCH_CSV="$out/wick-attention.csv" "$build/tests/wick_cuda_tests" \
+  --gtest_filter='FlashAttentionBench.*' >"$out/wick-attention.txt" 2>&1
+python3 bench/attention_torch.py --wick "$out/wick-attention.csv" 2>&1 | tail -n 13

@@ -72,6 +72,71 @@ Tensor project(const Context& c, int64_t layer, Projection p, const Tensor& x, P
   return y;
 }
 
+// Projections that share their input x and are stored as row blocks of one frozen matrix (q/k/v, gate/up),
+// each with a LoRA pair of one rank: one GEMM computes them all, with the LoRA terms folded into its inner
+// dimension,
+//   [y_1 | … | y_n] = [x | xa_1 | … | xa_n] · [[W_1 | s·B_1 | 0 …]; …; [W_n | 0 … | s·B_n]]ᵀ,
+// so no pass writes a LoRA term and rereads it. xa_j = x_lora_j·A_jᵀ are written into the widened input;
+// the backward reads x and xa_j as views of it. The packed weight holds s·B rounded once to the model's
+// dtype.
+bool groups(const Context& c, int64_t layer, std::initializer_list<Projection> group) {
+  if (!c.adapter) return false;
+  const int64_t rank = c.adapter->config().rank;
+  for (Projection p : group) {
+    const lora::LoraPair* pair = c.adapter->find(layer, p);
+    if (!pair || pair->a.size(0) != rank) return false;
+  }
+  return (rank * static_cast<int64_t>(group.size())) % 8 ==
+         0;  // rows of the widened input stay 16-byte aligned
+}
+
+// [W | 0]: the frozen matrix with `extra` zero columns, from the cache when there is one.
+Tensor widened(const Context& c, const Tensor& frozen, int64_t extra) {
+  const auto build = [&] {
+    const Tensor w = Tensor::zeros({frozen.size(0), frozen.size(1) + extra}, frozen.dtype(), frozen.device());
+    w.narrow(1, 0, frozen.size(1)).copy_(frozen);
+    return w;
+  };
+  if (!c.options.packed_weights) return build();
+  auto& entries = c.options.packed_weights->entries;
+  auto found = entries.find(frozen.data_ptr());
+  if (found == entries.end() || found->second.widened.size(1) != frozen.size(1) + extra)
+    found = entries.insert_or_assign(frozen.data_ptr(), PackedWeights::Entry{frozen, build()}).first;
+  return found->second.widened;
+}
+
+std::vector<Tensor> project_group(const Context& c, int64_t layer, std::initializer_list<Projection> group,
+                                  const Tensor& x, const Tensor& packed_w, const Tensor& packed_bias,
+                                  std::initializer_list<ProjectionSaved*> saved) {
+  const int64_t rows = x.size(0), in = x.size(1), rank = c.adapter->config().rank;
+  const double scale = c.adapter->config().scale(), p_drop = dropout_p(c);
+  const Tensor weight = widened(c, packed_w, rank * static_cast<int64_t>(group.size()));
+  const Tensor input = Tensor::empty({rows, weight.size(1)}, x.dtype(), x.device());
+  const Tensor x_view = input.narrow(1, 0, in);
+  x_view.copy_(x);
+  const Tensor y = Tensor::empty({rows, packed_w.size(0)}, x.dtype(), x.device());
+  std::vector<Tensor> outputs;
+  int64_t row = 0, column = in;
+  auto saved_it = saved.begin();
+  for (Projection p : group) {
+    const lora::LoraPair* pair = c.adapter->find(layer, p);
+    const int64_t out = pair->b.size(0);
+    const Tensor x_lora =
+        p_drop == 0 ? x_view
+                    : ops::dropout(x_view, p_drop, c.options.dropout_seed, dropout_draw(c, layer, p));
+    const Tensor xa = input.narrow(1, column, rank);
+    ops::gemm(x_lora, pair->a, xa, gemm_options(false, true));
+    weight.narrow(0, row, out).narrow(1, column, rank).copy_(ops::scale(pair->b, scale));
+    if (ProjectionSaved* s = *saved_it++) s->x = x_view, s->x_lora = x_lora, s->xa = xa;
+    outputs.push_back(y.narrow(1, row, out));
+    row += out, column += rank;
+  }
+  ops::GemmOptions options = gemm_options(false, true);
+  options.bias = packed_bias;
+  ops::gemm(input, weight, y, options);
+  return outputs;
+}
+
 // Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
 // c.grads.
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
@@ -129,22 +194,32 @@ Tensor block_forward(const Context& c, int64_t i, const Tensor& h, BlockSaved* s
                 dim = cfg.head_dim;
   const ops::RopeOptions rope = rope_options(cfg);
   const Tensor x = ops::rms_norm(h, l.input_norm, cfg.rms_norm_eps);
-  const Tensor q =
-      ops::rope(project(c, i, Projection::q, x, s ? &s->q : nullptr).view({b, t, heads, dim}), rope)
-          .transpose(1, 2);
-  const Tensor k =
-      ops::rope(project(c, i, Projection::k, x, s ? &s->k : nullptr).view({b, t, kv_heads, dim}), rope)
-          .transpose(1, 2);
-  const Tensor v =
-      project(c, i, Projection::v, x, s ? &s->v : nullptr).view({b, t, kv_heads, dim}).transpose(1, 2);
+  std::vector<Tensor> qkv;
+  if (groups(c, i, {Projection::q, Projection::k, Projection::v}))
+    qkv = project_group(c, i, {Projection::q, Projection::k, Projection::v}, x, l.qkv, l.qkv_bias,
+                        {s ? &s->q : nullptr, s ? &s->k : nullptr, s ? &s->v : nullptr});
+  else
+    qkv = {project(c, i, Projection::q, x, s ? &s->q : nullptr),
+           project(c, i, Projection::k, x, s ? &s->k : nullptr),
+           project(c, i, Projection::v, x, s ? &s->v : nullptr)};
+  const Tensor q = ops::rope(qkv[0].view({b, t, heads, dim}), rope).transpose(1, 2);
+  const Tensor k = ops::rope(qkv[1].view({b, t, kv_heads, dim}), rope).transpose(1, 2);
+  const Tensor v = qkv[2].view({b, t, kv_heads, dim}).transpose(1, 2);
   ops::AttentionOptions attention;
   attention.causal = true;
   const auto att = ops::attention(q, k, v, attention);
   const Tensor attended = att.out.transpose(1, 2).reshape({b * t, heads * dim});
   const auto mid = ops::rms_norm_residual(project(c, i, Projection::o, attended, s ? &s->o : nullptr), h,
                                           l.post_attention_norm, cfg.rms_norm_eps);
-  const Tensor gate = project(c, i, Projection::gate, mid.y, s ? &s->gate : nullptr);
-  const Tensor up = project(c, i, Projection::up, mid.y, s ? &s->up : nullptr);
+  std::vector<Tensor> gate_up;
+  if (groups(c, i, {Projection::gate, Projection::up}))
+    gate_up = project_group(c, i, {Projection::gate, Projection::up}, mid.y, l.gate_up, l.gate_up_bias,
+                            {s ? &s->gate : nullptr, s ? &s->up : nullptr});
+  else
+    gate_up = {project(c, i, Projection::gate, mid.y, s ? &s->gate : nullptr),
+               project(c, i, Projection::up, mid.y, s ? &s->up : nullptr)};
+  const Tensor& gate = gate_up[0];
+  const Tensor& up = gate_up[1];
   const Tensor down = project(c, i, Projection::down, ops::swiglu(gate, up), s ? &s->down : nullptr);
   if (s) {
     s->h = h;

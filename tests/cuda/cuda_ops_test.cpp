@@ -38,6 +38,28 @@ TEST_P(Cuda, CopyConvertAndStridedViews) {
   expect_close(target, x.permute({2, 0, 1}).contiguous(), 0.0);
 }
 
+// Column blocks of wider matrices on either side (one 2-D memcpy), and zero / non-zero / negative-zero fills of
+// a block: the elements outside the block keep their values.
+TEST_P(Cuda, CopyAndFillColumnBlocks) {
+  const Tensor x = input({9, 13});
+  const Tensor wide = input({9, 21});
+  Tensor g = on_gpu(wide);
+  g.narrow(1, 5, 13).copy_(on_gpu(x));
+  Tensor expected = wide.clone();
+  expected.narrow(1, 5, 13).copy_(x);
+  expect_close(g, expected, 0.0);
+  const Tensor block = Tensor::empty({9, 4}, dtype(), gpu);
+  block.copy_(g.narrow(1, 3, 4));
+  expect_close(block, expected.narrow(1, 3, 4).contiguous(), 0.0);
+  for (double value : {0.0, 1.5, -0.0}) {
+    g.narrow(1, 2, 6).fill_(value);
+    expected.narrow(1, 2, 6).fill_(value);
+    expect_close(g, expected, 0.0);
+    const std::vector<double> filled = g.narrow(1, 2, 6).to(Device::cpu()).to(DType::f64).to_vector<double>();
+    EXPECT_EQ(std::signbit(filled.front()), std::signbit(value)) << value;
+  }
+}
+
 TEST_P(Cuda, GemmAllTransposesBatchedAndBroadcast) {
   for (bool ta : {false, true}) {
     for (bool tb : {false, true}) {

@@ -470,7 +470,8 @@ TEST(FlashAttentionBench, Table) {
     options.causal = s.causal;
     double flops = 4.0 * s.batch * s.q_heads * s.q_len * s.kv_len * s.head_dim * (s.causal ? 0.5 : 1.0);
     if (s.backward) flops *= 3.5;
-    // (label, implementation, WICK_FLASH_TILE, WICK_FLASH_BWD_TILE); the first is the op's default choice.
+    // (label, implementation, WICK_FLASH_TILE, WICK_FLASH_BWD_TILE); the first is the op's default choice
+    // (nothing forced), the others force one implementation or tile.
     struct Variant {
       std::string label, impl, tile, bwd_tile;
     };
@@ -487,8 +488,9 @@ TEST(FlashAttentionBench, Table) {
       for (const char* tile : {"k4q4", "k8q4", "k4q8", "k8q8"})
         variants.push_back({std::string("cuda_flash ") + tile, "cuda_flash", "", tile});
     }
+    variants.insert(variants.begin(), {"default", "", "", ""});
     if (s.q_len > 16 && cuda::cudnn_unavailable_reason().empty())
-      variants.insert(variants.begin() + 1, {"cuda_cudnn", "cuda_cudnn", "", ""});
+      variants.push_back({"cuda_cudnn", "cuda_cudnn", "", ""});
     if (s.batch * s.q_heads * s.q_len * s.kv_len <= (int64_t(1) << 28))
       variants.push_back({"cuda", "cuda", "", ""});
     for (const Variant& variant : variants) {

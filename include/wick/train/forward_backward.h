@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 
 #include "wick/lora/adapter.h"
 #include "wick/models/decoder.h"
@@ -21,8 +22,19 @@ struct Batch {
   int64_t counted = 0;  // targets that count
 };
 
+// The frozen q/k/v and gate/up matrices widened with room for the LoRA terms (the packed products in
+// forward_backward.cpp), kept between calls by whoever runs many steps on one model: built on first use, each
+// entry holding the model's matrix it widens, so a matrix never aliases another model's.
+struct PackedWeights {
+  struct Entry {
+    Tensor frozen, widened;
+  };
+  std::map<const void*, Entry> entries;  // by the frozen matrix's address
+};
+
 struct ForwardBackwardOptions {
   bool checkpointing = false;
+  PackedWeights* packed_weights = nullptr;  // reuse across calls; null builds them each call
   // The LoRA-input dropout stream (the adapter's config gives p): each projection draws from
   // (seed, draw_base + layer·7 + projection).
   uint64_t dropout_seed = 0;

@@ -1,5 +1,7 @@
-// Strided copy with dtype conversion, and fill. A dense same-dtype copy is one cudaMemcpyAsync; anything else
-// is one thread per element, decomposing the linear index over the shape (rank <= 8) to find both offsets.
+// Strided copy with dtype conversion, and fill. A dense same-dtype copy is one cudaMemcpyAsync, a same-dtype
+// copy of rows (a column block of a wider matrix, either side) one cudaMemcpy2DAsync, a zero fill of either
+// form a memset; anything else is one thread per element, decomposing the linear index over the shape
+// (rank <= 8) to find both offsets.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/indexing.cuh"
 #include "backend/cuda/kernels.h"
@@ -82,6 +84,16 @@ Layout make_layout(const Tensor& dst, const Tensor* src) {
   return layout;
 }
 
+// Whether the (coalesced) layout is rows of contiguous elements: rows × cols, each operand's rows evenly
+// spaced.
+bool row_blocks(const Layout& layout, int operands) {
+  if (layout.rank == 1) return layout.strides[0][0] == 1 && (operands == 1 || layout.strides[1][0] == 1);
+  if (layout.rank != 2) return false;
+  for (int k = 0; k < operands; ++k)
+    if (layout.strides[k][1] != 1 || layout.strides[k][0] < layout.sizes[1]) return false;
+  return true;
+}
+
 bool small(int64_t n) {
   return n < (int64_t{1} << 31);
 }
@@ -103,6 +115,16 @@ void copy(const Tensor& dst, const Tensor& src) {
     return;
   }
   const Layout layout = make_layout(dst, &src);
+  if (dst.dtype() == src.dtype() && row_blocks(layout, 2)) {
+    const size_t element = dtype_size(dst.dtype());
+    const int64_t rows = layout.rank == 2 ? layout.sizes[0] : 1, cols = layout.sizes[layout.rank - 1];
+    const int64_t dst_pitch = layout.rank == 2 ? layout.strides[0][0] : cols;
+    const int64_t src_pitch = layout.rank == 2 ? layout.strides[1][0] : cols;
+    check(cudaMemcpy2DAsync(dst.data_ptr(), dst_pitch * element, src.data_ptr(), src_pitch * element,
+                            cols * element, rows, cudaMemcpyDeviceToDevice, stream_of(dst)),
+          "copy", "cudaMemcpy2DAsync");
+    return;
+  }
   with_any_type(dst.dtype(), [&](auto to) {
     with_any_type(src.dtype(), [&](auto from) {
       using To = decltype(to);
@@ -124,6 +146,14 @@ void fill(const Tensor& dst, double value) {
   if (n == 0) return;
   DeviceGuard guard(dst.device().index);
   const Layout layout = make_layout(dst, nullptr);
+  if (value == 0.0 && !std::signbit(value) && row_blocks(layout, 1)) {  // +0 is all-zero bytes in every dtype
+    const size_t element = dtype_size(dst.dtype());
+    const int64_t rows = layout.rank == 2 ? layout.sizes[0] : 1, cols = layout.sizes[layout.rank - 1];
+    const int64_t pitch = layout.rank == 2 ? layout.strides[0][0] : cols;
+    check(cudaMemset2DAsync(dst.data_ptr(), pitch * element, 0, cols * element, rows, stream_of(dst)), "fill",
+          "cudaMemset2DAsync");
+    return;
+  }
   with_any_type(dst.dtype(), [&](auto tag) {
     using T = decltype(tag);
     T v;

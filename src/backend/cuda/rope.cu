@@ -45,9 +45,11 @@ __global__ void rope_kernel(const T* x, T* y, RopeArgs a) {
   }
 }
 
-// Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row.
+// Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row. The
+// input's heads are contiguous within a token, tokens `token_stride` elements apart (a column block of a
+// wider product); the output is contiguous.
 template <typename T>
-__global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows) {
+__global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows, int64_t token_stride) {
   const uint32_t half = static_cast<uint32_t>(a.rotary / 2), per_row = half / 8;
   const uint32_t heads = static_cast<uint32_t>(a.heads), seq = static_cast<uint32_t>(a.seq);
   const uint32_t total = rows * per_row;
@@ -55,7 +57,8 @@ __global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows) 
     const uint32_t row = t / per_row, i0 = (t % per_row) * 8;
     const uint32_t bs = row / heads, b = bs / seq, s = bs % seq;
     const int64_t pos = a.positions ? a.positions[a.per_batch ? int64_t{b} * seq + s : s] : a.offset + s;
-    const T* in = x + static_cast<int64_t>(row) * a.head_dim;
+    const T* in =
+        x + static_cast<int64_t>(bs) * token_stride + static_cast<int64_t>(row - bs * heads) * a.head_dim;
     T* out = y + static_cast<int64_t>(row) * a.head_dim;
     const uint4 raw_u = *reinterpret_cast<const uint4*>(in + i0);
     const uint4 raw_v = *reinterpret_cast<const uint4*>(in + i0 + half);
@@ -86,8 +89,15 @@ bool aligned16(const Tensor& t) {
 
 }  // namespace
 
+// Whether x's tokens are rows of whole heads (heads contiguous, tokens evenly spaced), as the vector kernel
+// reads them.
+bool token_rows(const Tensor& x) {
+  return x.stride(3) == 1 && x.stride(2) == x.size(3) &&
+         (x.size(0) == 1 || x.stride(0) == x.size(1) * x.stride(1)) && x.stride(1) % 8 == 0;
+}
+
 void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const Tensor& y) {
-  const Tensor xd = x.contiguous();
+  const Tensor xd = token_rows(x) ? x : x.contiguous();
   const Tensor positions =
       options.positions.defined() ? options.positions.to(DType::i64).contiguous() : Tensor();
   RopeArgs args{x.size(0),
@@ -113,16 +123,17 @@ void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const 
       if constexpr (sizeof(T) == 2)
         rope_vector_kernel<T>
             <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(threads, 256), 65536)), 256, 0,
-               stream_of(x)>>>(ptr<const T>(xd), ptr<T>(y), args, static_cast<uint32_t>(rows));
+               stream_of(x)>>>(ptr<const T>(xd), ptr<T>(y), args, static_cast<uint32_t>(rows), xd.stride(1));
     });
     check_launch("rope");
     return;
   }
+  const Tensor xc = xd.contiguous();
   with_float_type(x.dtype(), "rope", [&](auto tag) {
     using T = decltype(tag);
     rope_kernel<T, typename Accumulate<T>::type>
         <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(pairs, 256), 65536)), 256, 0, stream_of(x)>>>(
-            ptr<const T>(xd), ptr<T>(y), args);
+            ptr<const T>(xc), ptr<T>(y), args);
   });
   check_launch("rope");
 }
