@@ -128,7 +128,7 @@ StepRecord Trainer::train_step() {
     const Batch& b = *batches[static_cast<size_t>(j)];
     if (b.counted == 0) continue;
     ForwardBackwardOptions fb;
-        fb.checkpointing = o.checkpointing;
+    fb.checkpointing = o.checkpointing;
     fb.packed_weights = &packed_weights_;
     fb.dropout_seed = o.seed;
     fb.dropout_draw_base = static_cast<uint64_t>((step_ * o.grad_accumulation + j) * draws_per_batch);

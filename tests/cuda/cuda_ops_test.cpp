@@ -38,8 +38,8 @@ TEST_P(Cuda, CopyConvertAndStridedViews) {
   expect_close(target, x.permute({2, 0, 1}).contiguous(), 0.0);
 }
 
-// Column blocks of wider matrices on either side (one 2-D memcpy), and zero / non-zero / negative-zero fills of
-// a block: the elements outside the block keep their values.
+// Column blocks of wider matrices on either side (one 2-D memcpy), and zero / non-zero / negative-zero fills
+// of a block: the elements outside the block keep their values.
 TEST_P(Cuda, CopyAndFillColumnBlocks) {
   const Tensor x = input({9, 13});
   const Tensor wide = input({9, 21});

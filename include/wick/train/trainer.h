@@ -84,7 +84,7 @@ class Trainer {
   const models::Decoder& model_;
   TrainerOptions options_;
   std::vector<Example> train_, validation_;
-    lora::LoraAdapter master_, compute_, grads_, m_, v_;
+  lora::LoraAdapter master_, compute_, grads_, m_, v_;
   PackedWeights packed_weights_;
   bool separate_compute_ = false;
   int64_t micro_per_epoch_ = 0, steps_per_epoch_ = 0, total_steps_ = 0;
