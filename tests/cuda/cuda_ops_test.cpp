@@ -163,6 +163,13 @@ TEST_P(Cuda, RopeFullRotaryRows) {
     ops::RopeOptions gpu_positions = per_row;
     gpu_positions.positions = per_row.positions.to(gpu);
     expect_close(ops::rope(on_gpu(x), gpu_positions), ops::rope(x, per_row));
+    // Heads read in place from a column block of a wider [tokens, columns] product (q within packed q/k/v).
+    const Tensor wide = input({3 * 7, 5 * dim + 3 * 16});
+    const Tensor block = on_gpu(wide).narrow(1, 16, 5 * dim).view({3, 7, 5, dim});
+    EXPECT_FALSE(block.is_contiguous());
+    const Tensor reference = wide.narrow(1, 16, 5 * dim).contiguous().view({3, 7, 5, dim});
+    expect_close(ops::rope(block, options), ops::rope(reference, options));
+    expect_close(ops::rope_backward(block, options), ops::rope_backward(reference, options));
   }
 }
 

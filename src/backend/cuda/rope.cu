@@ -87,14 +87,14 @@ bool aligned16(const Tensor& t) {
   return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
 }
 
-}  // namespace
-
 // Whether x's tokens are rows of whole heads (heads contiguous, tokens evenly spaced), as the vector kernel
 // reads them.
 bool token_rows(const Tensor& x) {
   return x.stride(3) == 1 && x.stride(2) == x.size(3) &&
          (x.size(0) == 1 || x.stride(0) == x.size(1) * x.stride(1)) && x.stride(1) % 8 == 0;
 }
+
+}  // namespace
 
 void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const Tensor& y) {
   const Tensor xd = token_rows(x) ? x : x.contiguous();
