@@ -116,16 +116,7 @@ bool decode_attention_applies(const Tensor& q, const Tensor& k, const Tensor& v,
       !flash_layout_supported(out, q))
     return false;
   // One block per query head: where those fill the GPU, the flash kernel's shared key/value tiles win.
-  static std::atomic<int> sms[64] = {};
-  const int device = q.device().index;
-  if (device < 0 || device >= 64) return false;
-  if (sms[device].load() == 0) {
-    int count = 0;
-    check(cudaDeviceGetAttribute(&count, cudaDevAttrMultiProcessorCount, device), "attention",
-          "cudaDeviceGetAttribute");
-    sms[device].store(count);
-  }
-  return q.size(0) * q.size(1) <= sms[device].load();
+  return q.size(0) * q.size(1) <= multiprocessors(q.device().index);
 }
 
 void decode_attention(const Tensor& q, const Tensor& k, const Tensor& v, const ops::AttentionOptions& options,

@@ -273,16 +273,6 @@ __global__ void __launch_bounds__(kCombineThreads)
   if (threadIdx.x == 0) lse[r] = mx + logf(sum);
 }
 
-int multiprocessors(int device) {
-  static std::atomic<int> cached[64] = {};
-  if (device >= 0 && device < 64 && cached[device].load() > 0) return cached[device].load();
-  int sms = 0;
-  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "attention",
-        "cudaDeviceGetAttribute");
-  if (device >= 0 && device < 64) cached[device].store(sms);
-  return sms;
-}
-
 // Raises the kernel's dynamic shared-memory limit once per device.
 template <typename Kernel>
 void allow_shared_memory(Kernel kernel, int bytes, int device, std::atomic<uint64_t>& done) {

@@ -113,6 +113,16 @@ cudaStream_t stream_for(int device) {
   return state(device).current;
 }
 
+int multiprocessors(int device) {
+  static std::atomic<int> cached[64] = {};
+  if (device >= 0 && device < 64 && cached[device].load() > 0) return cached[device].load();
+  int sms = 0;
+  check(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device), "multiprocessors",
+        "cudaDeviceGetAttribute");
+  if (device >= 0 && device < 64) cached[device].store(sms);
+  return sms;
+}
+
 std::string cudnn_unavailable_reason() {
 #ifdef WICK_WITH_CUDNN
   return cudnn::available() ? std::string() : cudnn::unavailable_reason();

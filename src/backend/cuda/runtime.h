@@ -14,6 +14,9 @@ cudaStream_t stream_for(int device);
 void reserve_gemm_workspace(int device, cudaStream_t stream);
 void release_gemm_workspace(int device, cudaStream_t stream);
 
+// The device's multiprocessor count (asked once per device).
+int multiprocessors(int device);
+
 // Makes `device` current for the calling thread until the guard goes out of scope.
 class DeviceGuard {
  public:
