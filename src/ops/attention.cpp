@@ -77,9 +77,10 @@ Tensor output_like(const Tensor& q) {
 #ifdef WICK_WITH_CUDNN
 // cuDNN's fused attention against the flash kernels, same call on an H100 (bench/RESULTS.md, 2026-11-26):
 // slower at 4 × 14 × 512 × 512 score entries (forward 0.032 vs 0.027 ms, with backward 0.110 vs 0.094),
-// faster from 1 × 14 × 4096 × 4096 (0.114 vs 0.139 ms, 0.475 vs 0.653) up. The line sits between them.
-bool cudnn_preferred(const Tensor& q, const Tensor& k) {
-  return q.size(0) * q.size(1) * q.size(2) * k.size(2) >= (int64_t{1} << 25);
+// faster from 1 × 14 × 4096 × 4096 (0.114 vs 0.139 ms, 0.475 vs 0.653) up. The line sits between them, for
+// callers that repeat their shapes (a new shape's plan costs 40 ms and more).
+bool cudnn_preferred(const Tensor& q, const Tensor& k, const AttentionOptions& options) {
+  return options.repeated_shape && q.size(0) * q.size(1) * q.size(2) * k.size(2) >= (int64_t{1} << 25);
 }
 #endif
 
@@ -127,7 +128,7 @@ AttentionResult attention(const Tensor& q, const Tensor& k, const Tensor& v,
          return cudnn::attention_applies(c.q, c.k, c.v, c.options, c.out) && c.lse.dtype() == DType::f32;
        },
        [](const AttentionCall& c) { cudnn::attention(c.q, c.k, c.v, c.options, c.out, c.lse); },
-       [](const AttentionCall& c) { return cudnn_preferred(c.q, c.k); }},
+       [](const AttentionCall& c) { return cudnn_preferred(c.q, c.k, c.options); }},
 #endif
       {"cuda_flash",
        "cuda bf16/f16 tensors, head_dim 32, 64 or 128, 16-byte-aligned rows with a unit last stride",
@@ -184,7 +185,7 @@ AttentionGrads attention_backward(const Tensor& q, const Tensor& k, const Tensor
        [](const AttentionBackwardCall& c) {
          cudnn::attention_backward(c.q, c.k, c.v, c.out, c.lse, c.dout, c.options, c.dq, c.dk, c.dv);
        },
-       [](const AttentionBackwardCall& c) { return cudnn_preferred(c.q, c.k); }},
+       [](const AttentionBackwardCall& c) { return cudnn_preferred(c.q, c.k, c.options); }},
 #endif
       {"cuda_flash",
        "cuda bf16/f16 tensors, head_dim 64 or 128, f32 lse, 16-byte-aligned rows with a unit last stride",

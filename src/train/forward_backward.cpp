@@ -207,6 +207,7 @@ Tensor block_forward(const Context& c, int64_t i, const Tensor& h, BlockSaved* s
   const Tensor v = qkv[2].view({b, t, kv_heads, dim}).transpose(1, 2);
   ops::AttentionOptions attention;
   attention.causal = true;
+  attention.repeated_shape = true;  // every step
   const auto att = ops::attention(q, k, v, attention);
   const Tensor attended = att.out.transpose(1, 2).reshape({b * t, heads * dim});
   const auto mid = ops::rms_norm_residual(project(c, i, Projection::o, attended, s ? &s->o : nullptr), h,
@@ -247,6 +248,7 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);
   ops::AttentionOptions attention;
   attention.causal = true;
+  attention.repeated_shape = true;  // every step
   const auto datt = ops::attention_backward(s.q_rot, s.k_rot, s.v_heads, s.attention_out, s.lse,
                                             dattended.view({b, t, heads, dim}).transpose(1, 2), attention);
   const Tensor dq = ops::rope_backward(datt.dq.transpose(1, 2), rope).reshape({b * t, heads * dim});

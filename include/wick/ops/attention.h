@@ -16,6 +16,10 @@ struct AttentionOptions {
   int64_t query_offset = -1;
   // Optional i32/i64 [batch]: keys j >= kv_lengths[b] are masked (padded batches).
   Tensor kv_lengths;
+  // The caller runs these shapes many times (a training loop, a benchmark): implementations with a one-time
+  // setup per shape may be chosen by default. cuDNN's plan costs ~40 ms per new shape (and ~1 s to load cuDNN
+  // in a process), which one prefill never earns back.
+  bool repeated_shape = false;
 };
 
 struct AttentionResult {
