@@ -37,4 +37,5 @@ done
 echo "== attention (wick's default choice and each implementation, then PyTorch's SDPA)"
 WICK_ATTENTION_BENCH=1 WICK_ATTENTION_BENCH_CSV="$out/wick-attention.csv" "$build/tests/wick_cuda_tests" \
   --gtest_filter='FlashAttentionBench.*' >"$out/wick-attention.txt" 2>&1
+grep "first call" "$out/wick-attention.txt"
 python3 bench/attention_torch.py --wick "$out/wick-attention.csv" 2>&1 | tail -n 13
