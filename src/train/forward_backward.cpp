@@ -86,8 +86,8 @@ bool groups(const Context& c, int64_t layer, std::initializer_list<Projection> g
     const lora::LoraPair* pair = c.adapter->find(layer, p);
     if (!pair || pair->a.size(0) != rank) return false;
   }
-  return (rank * static_cast<int64_t>(group.size())) % 8 ==
-         0;  // rows of the widened input stay 16-byte aligned
+  // Rows of the widened input stay 16-byte aligned.
+  return (rank * static_cast<int64_t>(group.size())) % 8 == 0;
 }
 
 // [W | 0]: the frozen matrix with `extra` zero columns, from the cache when there is one.
@@ -137,6 +137,17 @@ std::vector<Tensor> project_group(const Context& c, int64_t layer, std::initiali
   return outputs;
 }
 
+// The projections of `group` of x: one packed product where groups() allows it, else one at a time.
+std::vector<Tensor> project_shared(const Context& c, int64_t layer, std::initializer_list<Projection> group,
+                                   const Tensor& x, const Tensor& packed_w, const Tensor& packed_bias,
+                                   std::initializer_list<ProjectionSaved*> saved) {
+  if (groups(c, layer, group)) return project_group(c, layer, group, x, packed_w, packed_bias, saved);
+  std::vector<Tensor> outputs;
+  auto saved_it = saved.begin();
+  for (Projection p : group) outputs.push_back(project(c, layer, p, x, *saved_it++));
+  return outputs;
+}
+
 // Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
 // c.grads.
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
@@ -181,6 +192,14 @@ struct BlockSaved {
   Tensor gate_out, up_out;
 };
 
+// Causal, and the same shapes every step (so attention may take an implementation with a per-shape setup).
+ops::AttentionOptions attention_options() {
+  ops::AttentionOptions attention;
+  attention.causal = true;
+  attention.repeated_shape = true;
+  return attention;
+}
+
 ops::RopeOptions rope_options(const models::ModelConfig& config) {
   ops::RopeOptions rope;
   rope.theta = config.rope_theta;
@@ -194,31 +213,19 @@ Tensor block_forward(const Context& c, int64_t i, const Tensor& h, BlockSaved* s
                 dim = cfg.head_dim;
   const ops::RopeOptions rope = rope_options(cfg);
   const Tensor x = ops::rms_norm(h, l.input_norm, cfg.rms_norm_eps);
-  std::vector<Tensor> qkv;
-  if (groups(c, i, {Projection::q, Projection::k, Projection::v}))
-    qkv = project_group(c, i, {Projection::q, Projection::k, Projection::v}, x, l.qkv, l.qkv_bias,
-                        {s ? &s->q : nullptr, s ? &s->k : nullptr, s ? &s->v : nullptr});
-  else
-    qkv = {project(c, i, Projection::q, x, s ? &s->q : nullptr),
-           project(c, i, Projection::k, x, s ? &s->k : nullptr),
-           project(c, i, Projection::v, x, s ? &s->v : nullptr)};
+  const std::vector<Tensor> qkv =
+      project_shared(c, i, {Projection::q, Projection::k, Projection::v}, x, l.qkv, l.qkv_bias,
+                     {s ? &s->q : nullptr, s ? &s->k : nullptr, s ? &s->v : nullptr});
   const Tensor q = ops::rope(qkv[0].view({b, t, heads, dim}), rope).transpose(1, 2);
   const Tensor k = ops::rope(qkv[1].view({b, t, kv_heads, dim}), rope).transpose(1, 2);
   const Tensor v = qkv[2].view({b, t, kv_heads, dim}).transpose(1, 2);
-  ops::AttentionOptions attention;
-  attention.causal = true;
-  attention.repeated_shape = true;  // every step
-  const auto att = ops::attention(q, k, v, attention);
+  const auto att = ops::attention(q, k, v, attention_options());
   const Tensor attended = att.out.transpose(1, 2).reshape({b * t, heads * dim});
   const auto mid = ops::rms_norm_residual(project(c, i, Projection::o, attended, s ? &s->o : nullptr), h,
                                           l.post_attention_norm, cfg.rms_norm_eps);
-  std::vector<Tensor> gate_up;
-  if (groups(c, i, {Projection::gate, Projection::up}))
-    gate_up = project_group(c, i, {Projection::gate, Projection::up}, mid.y, l.gate_up, l.gate_up_bias,
-                            {s ? &s->gate : nullptr, s ? &s->up : nullptr});
-  else
-    gate_up = {project(c, i, Projection::gate, mid.y, s ? &s->gate : nullptr),
-               project(c, i, Projection::up, mid.y, s ? &s->up : nullptr)};
+  const std::vector<Tensor> gate_up =
+      project_shared(c, i, {Projection::gate, Projection::up}, mid.y, l.gate_up, l.gate_up_bias,
+                     {s ? &s->gate : nullptr, s ? &s->up : nullptr});
   const Tensor& gate = gate_up[0];
   const Tensor& up = gate_up[1];
   const Tensor down = project(c, i, Projection::down, ops::swiglu(gate, up), s ? &s->down : nullptr);
@@ -246,11 +253,9 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const Tensor dsum =
       ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps, false, dout).dx;
   const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);
-  ops::AttentionOptions attention;
-  attention.causal = true;
-  attention.repeated_shape = true;  // every step
-  const auto datt = ops::attention_backward(s.q_rot, s.k_rot, s.v_heads, s.attention_out, s.lse,
-                                            dattended.view({b, t, heads, dim}).transpose(1, 2), attention);
+  const auto datt =
+      ops::attention_backward(s.q_rot, s.k_rot, s.v_heads, s.attention_out, s.lse,
+                              dattended.view({b, t, heads, dim}).transpose(1, 2), attention_options());
   const Tensor dq = ops::rope_backward(datt.dq.transpose(1, 2), rope).reshape({b * t, heads * dim});
   const Tensor dk = ops::rope_backward(datt.dk.transpose(1, 2), rope).reshape({b * t, kv_heads * dim});
   const Tensor dv = datt.dv.transpose(1, 2).reshape({b * t, kv_heads * dim});
