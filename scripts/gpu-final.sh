@@ -12,7 +12,8 @@ mkdir -p "$out"
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 "$build/tests/wick_cuda_tests" --gtest_brief=1 >"$out/cuda-tests.log" 2>&1
 echo "cuda tests exit $?"; tail -n 4 "$out/cuda-tests.log"
-"$build/tests/wick_tests" --gtest_brief=1 2>&1 | tail -n 2
+# The CPU suite when carried (the binaries together come close to the carry limit; CI runs it anyway).
+if [[ -x "$build/tests/wick_tests" ]]; then "$build/tests/wick_tests" --gtest_brief=1 2>&1 | tail -n 2; fi
 small='Dtypes/CudaDecode.*Composition/bf16:Dtypes/CudaDecode.GemvMatchesFloat64AtDecodeShapes/bf16'
 small+=':Dtypes/FlashAttention.SanitizerSmall/bf16:Dtypes/Cuda.Vectorized*/bf16:Dtypes/Cuda.LayerNorm*/bf16'
 small+=':Dtypes/CudaEncoder.*/bf16:Dtypes/Cuda.RopeFullRotaryRows/bf16:Dtypes/Cuda.RmsNormBackwardFrozenWeight/bf16'
