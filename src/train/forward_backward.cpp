@@ -182,6 +182,56 @@ Tensor project_backward(const Context& c, int64_t layer, Projection p, const Pro
   return frozen_into(dx);
 }
 
+// The input gradient of projections that share their input (q/k/v, gate/up), adding their LoRA gradients.
+// Where the forward packed them and dropout is off, their dxa_j = scale·dy_j·B_j sit side by side, so every
+// da_j comes from one GEMM (dxaᵀ·x) and every LoRA term of dx from one (dxa·[A_1; …; A_n]); otherwise one
+// projection at a time.
+Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer_list<Projection> group,
+                               std::initializer_list<const ProjectionSaved*> saved,
+                               std::initializer_list<Tensor> dys) {
+  const ProjectionSaved& first = **saved.begin();
+  bool packed = groups(c, layer, group) && dropout_p(c) == 0;
+  for (const ProjectionSaved* s : saved) packed = packed && s->x.data_ptr() == first.x.data_ptr();
+  auto saved_it = saved.begin();
+  auto dy_it = dys.begin();
+  if (!packed) {
+    Tensor dx;
+    for (Projection p : group) dx = project_backward(c, layer, p, **saved_it++, *dy_it++, dx);
+    return dx;
+  }
+  const int64_t rows = first.x.size(0), in = first.x.size(1), rank = c.adapter->config().rank;
+  const int64_t width = rank * static_cast<int64_t>(group.size());
+  const double scale = c.adapter->config().scale();
+  const DType dtype = first.x.dtype();
+  const Tensor dxa = Tensor::empty({rows, width}, dtype, first.x.device());
+  const Tensor a = Tensor::empty({width, in}, dtype, first.x.device());
+  const Tensor da = Tensor::empty({width, in}, c.grads->dtype(), first.x.device());
+  const Tensor dx = Tensor::empty({rows, in}, dtype, first.x.device());
+  int64_t offset = 0;
+  for (Projection p : group) {
+    const ProjectionSaved& s = **saved_it++;
+    const Tensor& dy = *dy_it++;
+    const lora::LoraPair* pair = c.adapter->find(layer, p);
+    ops::gemm(dy, s.xa, c.grads->find(layer, p)->b,
+              gemm_options(true, false, scale, c.options.accumulate ? 1.0 : 0.0));
+    ops::gemm(dy, pair->b, dxa.narrow(1, offset, rank), gemm_options(false, false, scale));
+    a.narrow(0, offset, rank).copy_(pair->a);
+    offset += rank;
+  }
+  ops::gemm(dxa, first.x, da, gemm_options(true, false));
+  ops::gemm(dxa, a, dx, gemm_options(false, false));  // the LoRA terms first; the frozen products add to them
+  offset = 0;
+  dy_it = dys.begin();
+  for (Projection p : group) {
+    const Tensor& grad_a = c.grads->find(layer, p)->a;
+    const Tensor part = da.narrow(0, offset, rank);
+    grad_a.copy_(c.options.accumulate ? ops::add(grad_a, part) : part);
+    ops::gemm(*dy_it++, c.model.projection(layer, p).first, dx, gemm_options(false, false, 1.0, 1.0));
+    offset += rank;
+  }
+  return dx;
+}
+
 // A block's activations, rows flattened to [N = batch·seq, features].
 struct BlockSaved {
   Tensor h;  // the block's input
@@ -248,8 +298,8 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const ops::RopeOptions rope = rope_options(cfg);
   const Tensor dswiglu = project_backward(c, i, Projection::down, s.down, dout);
   const auto dmlp = ops::swiglu_backward(s.gate_out, s.up_out, dswiglu);
-  Tensor dy = project_backward(c, i, Projection::gate, s.gate, dmlp.dgate);
-  dy = project_backward(c, i, Projection::up, s.up, dmlp.dup, dy);
+  const Tensor dy = project_shared_backward(c, i, {Projection::gate, Projection::up}, {&s.gate, &s.up},
+                                            {dmlp.dgate, dmlp.dup});
   const Tensor dsum =
       ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps, false, dout).dx;
   const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);
@@ -259,9 +309,8 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const Tensor dq = ops::rope_backward(datt.dq.transpose(1, 2), rope).reshape({b * t, heads * dim});
   const Tensor dk = ops::rope_backward(datt.dk.transpose(1, 2), rope).reshape({b * t, kv_heads * dim});
   const Tensor dv = datt.dv.transpose(1, 2).reshape({b * t, kv_heads * dim});
-  Tensor dx = project_backward(c, i, Projection::q, s.q, dq);
-  dx = project_backward(c, i, Projection::k, s.k, dk, dx);
-  dx = project_backward(c, i, Projection::v, s.v, dv, dx);
+  const Tensor dx = project_shared_backward(c, i, {Projection::q, Projection::k, Projection::v},
+                                            {&s.q, &s.k, &s.v}, {dq, dk, dv});
   return ops::rms_norm_backward(s.h, l.input_norm, dx, cfg.rms_norm_eps, false, dsum).dx;
 }
 
