@@ -168,7 +168,7 @@ void expect_checkpointing_and_accumulation_keep_the_gradients(int64_t rank, doub
   train::forward_backward(model, adapter, b, acc, second);
   const auto ga = g1.flat().to_vector<double>(), gbv = gb.flat().to_vector<double>();
   std::vector<double> expected(ga.size());
-    for (size_t i = 0; i < ga.size(); ++i) expected[i] = 0.25 * ga[i] + 0.75 * gbv[i];
+  for (size_t i = 0; i < ga.size(); ++i) expected[i] = 0.25 * ga[i] + 0.75 * gbv[i];
   EXPECT_LE(rel_error(acc.flat(), expected), 1e-5);
 }
 
