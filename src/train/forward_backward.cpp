@@ -371,10 +371,12 @@ double forward_backward(const models::Decoder& model, const lora::LoraAdapter& a
   return head.loss.item();
 }
 
-double evaluate_loss(const models::Decoder& model, const lora::LoraAdapter* adapter, const Batch& batch) {
+double evaluate_loss(const models::Decoder& model, const lora::LoraAdapter* adapter, const Batch& batch,
+                     PackedWeights* packed_weights) {
   check_batch(model, batch);
   if (adapter) model.check_adapter(*adapter, model.device(), model.dtype());
   ForwardBackwardOptions options;
+  options.packed_weights = packed_weights;
   const models::ModelConfig& cfg = model.config();
   Context c{model, adapter, nullptr, options, false, batch.ids.size(0), batch.ids.size(1)};
   const int64_t rows = c.batch * c.seq;

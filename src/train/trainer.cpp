@@ -181,7 +181,7 @@ double Trainer::evaluate() {
   const lora::LoraAdapter& weights = separate_compute_ ? compute_ : master_;
   for (const Batch& b : epoch_batches(validation_, plan, 0)) {
     if (b.counted == 0) continue;
-    total += evaluate_loss(model_, &weights, b) * static_cast<double>(b.counted);
+    total += evaluate_loss(model_, &weights, b, &packed_weights_) * static_cast<double>(b.counted);
     counted += b.counted;
   }
   if (counted == 0) fail("train", "the validation examples have nothing to learn");

@@ -50,7 +50,8 @@ struct ForwardBackwardOptions {
 double forward_backward(const models::Decoder& model, const lora::LoraAdapter& adapter, const Batch& batch,
                         lora::LoraAdapter& grads, const ForwardBackwardOptions& options = {});
 
-// The mean loss without gradients (dropout off), and the number of counted targets.
-double evaluate_loss(const models::Decoder& model, const lora::LoraAdapter* adapter, const Batch& batch);
+// The mean loss without gradients (dropout off). `packed_weights` as in ForwardBackwardOptions.
+double evaluate_loss(const models::Decoder& model, const lora::LoraAdapter* adapter, const Batch& batch,
+                     PackedWeights* packed_weights = nullptr);
 
 }  // namespace wick::train
