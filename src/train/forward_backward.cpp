@@ -150,6 +150,16 @@ std::vector<Tensor> project_shared(const Context& c, int64_t layer, std::initial
 
 // Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
 // c.grads.
+// The gradients through the LoRA output side of projection p: db = scale·dyᵀ·xa into c.grads, and
+// dxa = scale·dy·B into `dxa`.
+void lora_output_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
+                          const Tensor& dy, const Tensor& dxa) {
+  const double scale = c.adapter->config().scale();
+  ops::gemm(dy, s.xa, c.grads->find(layer, p)->b,
+            gemm_options(true, false, scale, c.options.accumulate ? 1.0 : 0.0));
+  ops::gemm(dy, c.adapter->find(layer, p)->b, dxa, gemm_options(false, false, scale));
+}
+
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
                         const Tensor& dy, const Tensor& into = Tensor()) {
   const Tensor w = c.model.projection(layer, p).first;
@@ -159,13 +169,11 @@ Tensor project_backward(const Context& c, int64_t layer, Projection p, const Pro
     return out;
   };
   if (!pair) return into.defined() ? frozen_into(into) : ops::matmul(dy, w);
-  const lora::LoraPair* grad = c.grads->find(layer, p);
-  const double scale = c.adapter->config().scale(), beta = c.options.accumulate ? 1.0 : 0.0;
-  // db = scale·dyᵀ·xa; dxa = scale·dy·B; da = dxaᵀ·x_lora; dx = dxa·A (through the dropout mask) + dy·W.
-  ops::gemm(dy, s.xa, grad->b, gemm_options(true, false, scale, beta));
+  // da = dxaᵀ·x_lora; dx = dxa·A (through the dropout mask) + dy·W.
   const Tensor dxa = Tensor::empty(s.xa.shape(), dy.dtype(), dy.device());
-  ops::gemm(dy, pair->b, dxa, gemm_options(false, false, scale));
-  ops::gemm(dxa, s.x_lora, grad->a, gemm_options(true, false, 1.0, beta));
+  lora_output_backward(c, layer, p, s, dy, dxa);
+  ops::gemm(dxa, s.x_lora, c.grads->find(layer, p)->a,
+            gemm_options(true, false, 1.0, c.options.accumulate ? 1.0 : 0.0));
   const double p_drop = dropout_p(c);
   if (p_drop != 0) {
     const Tensor lora_dx =
@@ -201,7 +209,6 @@ Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer
   }
   const int64_t rows = first.x.size(0), in = first.x.size(1), rank = c.adapter->config().rank;
   const int64_t width = rank * static_cast<int64_t>(group.size());
-  const double scale = c.adapter->config().scale();
   const DType dtype = first.x.dtype();
   const Tensor dxa = Tensor::empty({rows, width}, dtype, first.x.device());
   const Tensor a = Tensor::empty({width, in}, dtype, first.x.device());
@@ -209,13 +216,8 @@ Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer
   const Tensor dx = Tensor::empty({rows, in}, dtype, first.x.device());
   int64_t offset = 0;
   for (Projection p : group) {
-    const ProjectionSaved& s = **saved_it++;
-    const Tensor& dy = *dy_it++;
-    const lora::LoraPair* pair = c.adapter->find(layer, p);
-    ops::gemm(dy, s.xa, c.grads->find(layer, p)->b,
-              gemm_options(true, false, scale, c.options.accumulate ? 1.0 : 0.0));
-    ops::gemm(dy, pair->b, dxa.narrow(1, offset, rank), gemm_options(false, false, scale));
-    a.narrow(0, offset, rank).copy_(pair->a);
+    lora_output_backward(c, layer, p, **saved_it++, *dy_it++, dxa.narrow(1, offset, rank));
+    a.narrow(0, offset, rank).copy_(c.adapter->find(layer, p)->a);
     offset += rank;
   }
   ops::gemm(dxa, first.x, da, gemm_options(true, false));
