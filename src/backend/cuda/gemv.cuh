@@ -36,12 +36,15 @@ constexpr int64_t kBusyWarps = 2048;  // fewer warps than this (one per column) 
 template <typename T>
 constexpr int kElements = 16 / static_cast<int>(sizeof(T));
 
-// Weights are read once per step: keep them out of L1, which holds A.
+// Weights are read once per step: keep them out of L1, which holds A, and first in line for eviction from
+// L2, which then keeps the step's activations and KV cache across the ~1 GB the weights stream through it.
 __device__ __forceinline__ uint4 load_streaming(const void* p) {
   uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];\n"
+  uint64_t policy;
+  asm volatile("createpolicy.fractional.L2::evict_first.b64 %0, 1.0;\n" : "=l"(policy));
+  asm volatile("ld.global.nc.L1::no_allocate.L2::cache_hint.v4.u32 {%0, %1, %2, %3}, [%4], %5;\n"
                : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
+               : "l"(p), "l"(policy));
   return v;
 }
 
