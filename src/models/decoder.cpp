@@ -205,6 +205,7 @@ Tensor Decoder::forward_at_positions(const Tensor& ids, const Tensor& positions,
   ops::AttentionOptions attention;
   attention.causal = false;  // one query per row sees every cached key below its length
   attention.kv_lengths = lengths;
+  attention.cache_prefix_settled = true;  // the step writes only the cache rows at `positions`
   Tensor h = ops::embedding_unchecked(embed_tokens_, ids);
   for (size_t i = 0; i < layers_.size(); ++i) {
     const DecoderLayerWeights& l = layers_[i];

@@ -49,6 +49,7 @@ struct Case {
   std::vector<int64_t> kv_lengths = {};
   double scale = std::numeric_limits<double>::quiet_NaN();
   bool strided = false;  // q/k/v as [batch, heads, seq, dim] views of [batch, seq, heads, dim] storage
+  bool settled = false;  // AttentionOptions::cache_prefix_settled
 
   std::string str() const {
     std::ostringstream s;
@@ -60,6 +61,7 @@ struct Case {
     }
     if (!std::isnan(scale)) s << " scale" << scale;
     if (strided) s << " strided";
+    if (settled) s << " settled";
     return s.str();
   }
   ops::AttentionOptions options(Device device) const {
@@ -67,6 +69,7 @@ struct Case {
     o.causal = causal;
     o.query_offset = query_offset;
     o.scale = scale;
+    o.cache_prefix_settled = settled;
     if (!kv_lengths.empty())
       o.kv_lengths =
           Tensor::from_vector<int64_t>(kv_lengths, {static_cast<int64_t>(kv_lengths.size())}).to(device);
@@ -237,7 +240,12 @@ TEST_P(FlashAttention, DecodeMatchesReferenceAndFullAttention) {
   cases.push_back({1, 6, 6, 1, 257, 64, false, -1, {}, 0.3, true});
   for (const Case& c : cases) {
     check_forward(c, "cuda_flash_decode");
-    if (c.q_len == 1 && c.kv_len <= 1024) check_forward(c, "cuda_decode");
+    if (c.q_len == 1 && c.kv_len <= 1024) {
+      check_forward(c, "cuda_decode");
+      Case settled = c;  // rows below the last staged in shared memory (part of them for the longer caches)
+      settled.settled = true;
+      check_forward(settled, "cuda_decode");
+    }
     SCOPED_TRACE(c.str());
     const Inputs in = inputs(c);
     ops::AttentionResult split, full;
@@ -359,6 +367,7 @@ TEST_P(FlashAttention, SanitizerSmall) {
   check_forward({2, 3, 3, 40, 40, 32, false, -1, {40, 17}, NAN, true}, "cuda_flash");
   check_forward({1, 14, 2, 1, 300, 128}, "cuda_flash_decode");
   check_forward({2, 14, 2, 1, 300, 64, true, -1, {300, 7}}, "cuda_decode");
+  check_forward({2, 14, 2, 1, 300, 128, true, -1, {300, 7}, NAN, false, true}, "cuda_decode");
   if (hopper()) {
     ScopedVariable variable("WICK_FLASH_TILE", "wgmma2");
     check_forward({2, 4, 2, 37, 150, 128, true, -1, {150, 20}}, "cuda_flash");

@@ -20,6 +20,10 @@ struct AttentionOptions {
   // setup per shape may be chosen by default. cuDNN's plan costs ~40 ms per new shape (and ~1 s to load cuDNN
   // in a process), which one prefill never earns back.
   bool repeated_shape = false;
+  // A decode step over a KV cache: kv_lengths and every key/value row below each sequence's last key were
+  // final before the step's first kernel, and only the last row may come from the kernels just before this
+  // one. An implementation may then load those rows while the previous kernel still runs.
+  bool cache_prefix_settled = false;
 };
 
 struct AttentionResult {

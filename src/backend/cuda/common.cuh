@@ -5,7 +5,9 @@
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <atomic>
 #include <cstdint>
+#include <string_view>
 
 #include "backend/cuda/check.h"
 #include "backend/cuda/runtime.h"
@@ -118,6 +120,17 @@ inline cudaStream_t stream_of(const Tensor& t) {
 
 inline int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
+}
+
+// Raises a kernel's dynamic shared-memory limit to `bytes`, once per device (`done` holds a bit per device).
+template <typename Kernel>
+void allow_shared_memory(Kernel kernel, int bytes, int device, std::atomic<uint64_t>& done,
+                         std::string_view op) {
+  const uint64_t bit = uint64_t(1) << (device & 63);
+  if (done.load() & bit) return;
+  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), op,
+        "cudaFuncSetAttribute");
+  done.fetch_or(bit);
 }
 
 // Block-wide sum of one value per thread (blockDim.x a multiple of 32, at most 1024).

@@ -1,15 +1,30 @@
 #include "backend/cuda/decode_attention.h"
 
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 
 #include "backend/cuda/common.cuh"
+#include "backend/cuda/dependent_launch.cuh"
+#include "backend/cuda/flash_attention.cuh"
 #include "backend/cuda/kernels.h"
 
 namespace wick::cuda {
 namespace {
 
 constexpr int kWarps = 8;
+// Shared memory for the key and value rows loaded before the previous kernel ends (a settled cache prefix).
+constexpr int kStageBytes = 96 * 1024;
+
+template <typename T, int D>
+constexpr int staged_rows_max() {
+  return kStageBytes / (2 * D * static_cast<int>(sizeof(T)));
+}
+
+template <typename T, int D>
+constexpr int shared_bytes_max() {
+  return kStageBytes + static_cast<int>(kDecodeAttentionMaxKeys * sizeof(float));
+}
 
 struct DecodeParams {
   const void* q;
@@ -19,19 +34,29 @@ struct DecodeParams {
   float* lse;
   long long qs[2], ks[3], vs[3], os[2];  // strides: q/out (batch, head); k/v (batch, head, key)
   int q_heads, group, kv_len;
+  int stage_rows;  // rows the shared staging area holds; 0: nothing is loaded before the previous kernel ends
   long long query_offset;  // causal: keys j <= query_offset are seen
   bool causal;
   const int64_t* kv_lengths;
   float scale;
 };
 
+// Staged rows are 16-byte chunks with chunk c of row j at c ^ (j mod 8): the lanes of a quarter warp, reading
+// the same chunk of eight consecutive rows, hit eight different bank groups.
+__device__ __forceinline__ int staged_chunk(int row, int chunk, int chunks) {
+  return row * chunks + (chunk ^ (row & 7));
+}
+
 template <typename T, int D>
 __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const DecodeParams p) {
   constexpr int E = 16 / sizeof(T), VECTORS = D / E, PER_LANE = D / 32;
-  extern __shared__ float scores[];  // [kv_len]
+  extern __shared__ uint4 staged[];  // keys [stage_rows][VECTORS], values [stage_rows][VECTORS], scores
   __shared__ float q_row[D];
   __shared__ float reduce[kWarps];
   __shared__ float partial[kWarps][D];
+  uint4* staged_keys = staged;
+  uint4* staged_values = staged + p.stage_rows * VECTORS;
+  float* scores = reinterpret_cast<float*>(staged + 2 * p.stage_rows * VECTORS);  // [kv_len]
   const int b = blockIdx.x / p.q_heads, head = blockIdx.x % p.q_heads, kv_head = head / p.group;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   int limit = p.kv_len;
@@ -39,19 +64,38 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
     limit = static_cast<int>(
         max(0LL, min(static_cast<long long>(limit), static_cast<long long>(p.kv_lengths[b]))));
   if (p.causal) limit = static_cast<int>(max(0LL, min(static_cast<long long>(limit), p.query_offset + 1)));
+  const T* keys = static_cast<const T*>(p.k) + b * p.ks[0] + kv_head * p.ks[1];
+  const T* values = static_cast<const T*>(p.v) + b * p.vs[0] + kv_head * p.vs[1];
+
+  // The settled rows (all but the last) are requested before waiting for the kernel that wrote q and the
+  // last row, so their loads overlap it.
+  const int settled = min(max(limit - 1, 0), p.stage_rows);
+  for (int i = threadIdx.x; i < settled * VECTORS; i += blockDim.x) {
+    const int j = i / VECTORS, c = i % VECTORS, slot = staged_chunk(j, c, VECTORS);
+    flash::cp_async_16(flash::smem_address(staged_keys + slot), keys + j * p.ks[2] + c * E, true);
+    flash::cp_async_16(flash::smem_address(staged_values + slot), values + j * p.vs[2] + c * E, true);
+  }
+  flash::cp_async_commit();
+  allow_next_grid();
+  wait_for_previous_grid();
 
   const T* q = static_cast<const T*>(p.q) + b * p.qs[0] + head * p.qs[1];
   for (int d = threadIdx.x; d < D; d += blockDim.x) q_row[d] = to_float(q[d]) * p.scale;
+  flash::cp_async_wait<0>();
   __syncthreads();
 
   // Scores: one key per lane, its row read as 16-byte vectors.
-  const T* keys = static_cast<const T*>(p.k) + b * p.ks[0] + kv_head * p.ks[1];
   float local_max = -INFINITY;
   for (int j = threadIdx.x; j < limit; j += blockDim.x) {
-    const uint4* row = reinterpret_cast<const uint4*>(keys + j * p.ks[2]);
     uint4 raw[VECTORS];
+    if (j < settled) {
 #pragma unroll
-    for (int i = 0; i < VECTORS; ++i) raw[i] = row[i];
+      for (int i = 0; i < VECTORS; ++i) raw[i] = staged_keys[staged_chunk(j, i, VECTORS)];
+    } else {
+      const uint4* row = reinterpret_cast<const uint4*>(keys + j * p.ks[2]);
+#pragma unroll
+      for (int i = 0; i < VECTORS; ++i) raw[i] = row[i];
+    }
     float s = 0.0f;
 #pragma unroll
     for (int i = 0; i < VECTORS; ++i) {
@@ -83,12 +127,15 @@ __global__ void __launch_bounds__(kWarps * 32) decode_attention_kernel(const Dec
   for (int w = 0; w < kWarps; ++w) sum += reduce[w];
 
   // P·V: warp w takes keys j ≡ w (mod kWarps); lane l the dimensions l·PER_LANE ... (consecutive).
-  const T* values = static_cast<const T*>(p.v) + b * p.vs[0] + kv_head * p.vs[1];
+  const int lane_chunk = lane * PER_LANE / E, lane_offset = lane * PER_LANE % E;
   float acc[PER_LANE] = {};
 #pragma unroll 4
   for (int j = warp; j < limit; j += kWarps) {
     const float pj = scores[j];
-    const T* row = values + j * p.vs[2] + lane * PER_LANE;
+    const T* row =
+        j < settled
+            ? reinterpret_cast<const T*>(staged_values + staged_chunk(j, lane_chunk, VECTORS)) + lane_offset
+            : values + j * p.vs[2] + lane * PER_LANE;
 #pragma unroll
     for (int x = 0; x < PER_LANE; ++x) acc[x] += pj * to_float(row[x]);
   }
@@ -143,11 +190,22 @@ void decode_attention(const Tensor& q, const Tensor& k, const Tensor& v, const o
   p.kv_lengths = lengths.defined() ? static_cast<const int64_t*>(lengths.data_ptr()) : nullptr;
   p.scale =
       static_cast<float>(std::isnan(options.scale) ? 1.0 / std::sqrt(static_cast<double>(d)) : options.scale);
+  // Lengths converted here come from the kernel just before this one, so they are not settled.
+  const bool settled = options.cache_prefix_settled &&
+                       (!lengths.defined() || lengths.data_ptr() == options.kv_lengths.data_ptr());
   const auto blocks = static_cast<unsigned>(batch * q_heads);
-  const size_t shared = static_cast<size_t>(std::max<int64_t>(kv_len, 1)) * sizeof(float);
+  const int device = q.device().index;
   auto launch = [&](auto tag, auto dim) {
     using T = decltype(tag);
-    decode_attention_kernel<T, decltype(dim)::value><<<blocks, kWarps * 32, shared, stream_of(q)>>>(p);
+    constexpr int D = decltype(dim)::value;
+    p.stage_rows = settled ? std::min<int>(staged_rows_max<T, D>(), p.kv_len) : 0;
+    const size_t shared = 2 * static_cast<size_t>(p.stage_rows) * D * sizeof(T) +
+                          static_cast<size_t>(std::max<int64_t>(kv_len, 1)) * sizeof(float);
+    static std::atomic<uint64_t> configured{0};
+    allow_shared_memory(decode_attention_kernel<T, D>, shared_bytes_max<T, D>(), device, configured,
+                        "attention");
+    launch_dependent(decode_attention_kernel<T, D>, dim3(blocks), dim3(kWarps * 32), shared, stream_of(q),
+                     device, "attention", p);
   };
   auto with_dim = [&](auto tag) {
     if (d == 64)

@@ -2,7 +2,8 @@
 // cores: one block per query head, every key's score from one lane (the whole key row in registers), the
 // softmax over the block, then P·V with the lanes along the head dimension. For caches of a few tiles it has
 // many more warps at work than the tensor-core flash kernel, which packs a key/value head's query heads into
-// one warp.
+// one warp. It is a dependent launch: with options.cache_prefix_settled, the cache rows below the last are
+// copied to shared memory while the kernel before it (the one that wrote q and the last row) still runs.
 #pragma once
 
 #include "wick/ops/attention.h"

@@ -273,21 +273,11 @@ __global__ void __launch_bounds__(kCombineThreads)
   if (threadIdx.x == 0) lse[r] = mx + logf(sum);
 }
 
-// Raises the kernel's dynamic shared-memory limit once per device.
-template <typename Kernel>
-void allow_shared_memory(Kernel kernel, int bytes, int device, std::atomic<uint64_t>& done) {
-  const uint64_t bit = uint64_t(1) << (device & 63);
-  if (done.load() & bit) return;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes), "attention",
-        "cudaFuncSetAttribute");
-  done.fetch_or(bit);
-}
-
 template <typename T, int D, int WARPS, int MT, int BN>
 void launch_forward(const ForwardParams& p, dim3 grid, cudaStream_t stream, int device) {
   constexpr int bytes = (16 * MT * WARPS + 4 * BN) * D * 2;
   static std::atomic<uint64_t> configured{0};
-  allow_shared_memory(flash_forward_kernel<T, D, WARPS, MT, BN>, bytes, device, configured);
+  allow_shared_memory(flash_forward_kernel<T, D, WARPS, MT, BN>, bytes, device, configured, "attention");
   flash_forward_kernel<T, D, WARPS, MT, BN><<<grid, WARPS * 32, bytes, stream>>>(p);
 }
 

@@ -408,15 +408,6 @@ __global__ void __launch_bounds__(WARPS * 32) flash_backward_dq_kernel(const Bac
   }
 }
 
-template <typename Kernel>
-void allow_shared_memory(Kernel kernel, int bytes, int device, std::atomic<uint64_t>& done) {
-  const uint64_t bit = uint64_t(1) << (device & 63);
-  if (done.load() & bit) return;
-  check(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, bytes),
-        "attention_backward", "cudaFuncSetAttribute");
-  done.fetch_or(bit);
-}
-
 // Tiles: dK/dV blocks of 16·KW keys against 64 (head_dim 64) or 32 (128) query rows a step, keeping the
 // accumulators in registers; dQ blocks of 16·QW query rows against 64 keys a step.
 template <int D>
@@ -451,7 +442,8 @@ void launch_backward(BackwardParams p, int64_t batch_heads, int64_t kv_len, cuda
     constexpr int BM = kdkdv_query_tile<D>, BN = 16 * KW;
     constexpr int bytes = (2 * BN + 4 * BM) * D * 2 + 2 * BM * 12;
     static std::atomic<uint64_t> configured{0};
-    allow_shared_memory(flash_backward_dkdv_kernel<T, D, KW, BM>, bytes, device, configured);
+    allow_shared_memory(flash_backward_dkdv_kernel<T, D, KW, BM>, bytes, device, configured,
+                        "attention_backward");
     const int64_t key_blocks = batch_heads * ceil_div(kv_len, BN), query_tiles = ceil_div(p.g.rows, BM);
     const int splits = dkdv_splits(key_blocks, query_tiles, device);
     p.split_tiles = static_cast<int>(ceil_div(query_tiles, splits));
@@ -479,7 +471,8 @@ void launch_backward(BackwardParams p, int64_t batch_heads, int64_t kv_len, cuda
     constexpr int BM = 16 * QW, BN = kDqKeyTile;
     constexpr int bytes = (2 * BM + 4 * BN) * D * 2;
     static std::atomic<uint64_t> configured{0};
-    allow_shared_memory(flash_backward_dq_kernel<T, D, QW, BN>, bytes, device, configured);
+    allow_shared_memory(flash_backward_dq_kernel<T, D, QW, BN>, bytes, device, configured,
+                        "attention_backward");
     const dim3 grid(static_cast<unsigned>(batch_heads), static_cast<unsigned>(ceil_div(p.g.rows, BM)));
     flash_backward_dq_kernel<T, D, QW, BN><<<grid, QW * 32, bytes, stream>>>(p);
     check_launch("attention_backward");
