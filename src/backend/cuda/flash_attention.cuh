@@ -139,6 +139,39 @@ __device__ __forceinline__ void load_tile(uint32_t base, const T* any, RowPointe
   }
 }
 
+// ---- online softmax ----
+
+// 2^x on the special-function unit with denormal results flushed to zero: a probability below 2^-126 of the
+// row maximum's weighs nothing in the sums, and skipping the denormal fix-up saves instructions per score.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
+// Scales row half h (rows g or g + 8 of the lane's accumulators) of a tile's scores to log2 units and returns
+// the lane's maximum. Key index key0 + 8n + e belongs to s[n][2h + e]; with kMasked, keys at or past
+// `visible` become -inf. Tiles entirely inside every row's visible range take kMasked = false, so the common
+// case carries no per-score compare and select.
+template <int BN, bool kMasked>
+__device__ __forceinline__ float scale_scores(float (&s)[BN / 8][4], int h, float scale_log2, int key0,
+                                              int visible) {
+  float mx = -INFINITY;
+#pragma unroll
+  for (int n = 0; n < BN / 8; ++n) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      float x = s[n][2 * h + e] * scale_log2;
+      if constexpr (kMasked) {
+        if (key0 + n * 8 + e >= visible) x = -INFINITY;
+      }
+      s[n][2 * h + e] = x;
+      mx = fmaxf(mx, x);
+    }
+  }
+  return mx;
+}
+
 // ---- geometry ----
 
 struct Geometry {

@@ -276,29 +276,20 @@ __global__ void __launch_bounds__(kThreads, MIN_BLOCKS) flash_forward_sm90_kerne
       const bool masked = n0 + BN > lo;
 #pragma unroll
       for (int h = 0; h < 2; ++h) {
-        float mx = -INFINITY;
-#pragma unroll
-        for (int n = 0; n < BN / 8; ++n) {
-#pragma unroll
-          for (int e = 0; e < 2; ++e) {
-            float x = s[n][2 * h + e] * p.scale_log2;
-            if (masked && n0 + n * 8 + 2 * tq + e >= vis[h]) x = -INFINITY;
-            s[n][2 * h + e] = x;
-            mx = fmaxf(mx, x);
-          }
-        }
+        float mx = masked ? scale_scores<BN, true>(s, h, p.scale_log2, n0 + 2 * tq, vis[h])
+                          : scale_scores<BN, false>(s, h, p.scale_log2, n0 + 2 * tq, vis[h]);
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 1));
         mx = fmaxf(mx, __shfl_xor_sync(0xffffffffu, mx, 2));
         const float m_new = fmaxf(m[h], mx);
         const float m_use = m_new == -INFINITY ? 0.0f : m_new;
-        const float correction = exp2f(m[h] - m_use);
+        const float correction = exp2_ftz(m[h] - m_use);
         m[h] = m_new;
         float sum = 0.0f;
 #pragma unroll
         for (int n = 0; n < BN / 8; ++n) {
 #pragma unroll
           for (int e = 0; e < 2; ++e) {
-            const float x = exp2f(s[n][2 * h + e] - m_use);
+            const float x = exp2_ftz(s[n][2 * h + e] - m_use);
             s[n][2 * h + e] = x;
             sum += x;
           }
