@@ -21,10 +21,8 @@ constexpr int staged_rows_max() {
   return kStageBytes / (2 * D * static_cast<int>(sizeof(T)));
 }
 
-template <typename T, int D>
-constexpr int shared_bytes_max() {
-  return kStageBytes + static_cast<int>(kDecodeAttentionMaxKeys * sizeof(float));
-}
+// The most dynamic shared memory a launch asks for: the staging area and the scores of the longest cache.
+constexpr int kSharedBytesMax = kStageBytes + static_cast<int>(kDecodeAttentionMaxKeys * sizeof(float));
 
 struct DecodeParams {
   const void* q;
@@ -202,8 +200,7 @@ void decode_attention(const Tensor& q, const Tensor& k, const Tensor& v, const o
     const size_t shared = 2 * static_cast<size_t>(p.stage_rows) * D * sizeof(T) +
                           static_cast<size_t>(std::max<int64_t>(kv_len, 1)) * sizeof(float);
     static std::atomic<uint64_t> configured{0};
-    allow_shared_memory(decode_attention_kernel<T, D>, shared_bytes_max<T, D>(), device, configured,
-                        "attention");
+    allow_shared_memory(decode_attention_kernel<T, D>, kSharedBytesMax, device, configured, "attention");
     launch_dependent(decode_attention_kernel<T, D>, dim3(blocks), dim3(kWarps * 32), shared, stream_of(q),
                      device, "attention", p);
   };
