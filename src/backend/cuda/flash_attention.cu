@@ -316,7 +316,10 @@ int find_tile(std::string_view name) {
 // 64-row blocks where 128-row blocks would not fill the multiprocessors.
 int default_tile(FlashKind kind, int64_t rows, int64_t head_dim, int64_t heads, int device) {
   if (kind == FlashKind::decode) return rows <= 16 ? 0 : 1;
-  if (head_dim == 32 || ceil_div(rows, 128) * heads < multiprocessors(device)) return 1;
+  // head_dim 32 (BERT-family encoders): 16-row blocks for sequences of at most 32 rows (embedding 100 × 32
+  // tokens: 0.382 against 0.421 ms, H100), else 64.
+  if (head_dim == 32) return rows <= 32 ? 0 : 1;
+  if (ceil_div(rows, 128) * heads < multiprocessors(device)) return 1;
   if (sm90_forward_available(device)) return head_dim == 128 ? kWgmmaTile + 1 : kWgmmaTile;
   return head_dim == 128 ? 4 : 1;
 }
