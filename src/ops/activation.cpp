@@ -131,11 +131,23 @@ Tensor swiglu(const Tensor& gate, const Tensor& up) {
 
 SwigluGrads swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy) {
   check_defined("swiglu_backward", "gate", gate);
-  check_defined("swiglu_backward", "dy", dy);
-  SwigluGrads grads{Tensor::empty(gate.shape(), gate.dtype(), gate.device()),
-                    Tensor::empty(gate.shape(), gate.dtype(), gate.device())};
-  run_swiglu("swiglu_backward", gate, up, dy, grads.dgate, grads.dup);
-  return grads;
+  return swiglu_backward(gate, up, dy,
+                         {Tensor::empty(gate.shape(), gate.dtype(), gate.device()),
+                          Tensor::empty(gate.shape(), gate.dtype(), gate.device())});
+}
+
+SwigluGrads swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const SwigluGrads& into) {
+  constexpr std::string_view op = "swiglu_backward";
+  check_defined(op, "gate", gate);
+  check_defined(op, "dy", dy);
+  check_defined(op, "dgate", into.dgate);
+  check_defined(op, "dup", into.dup);
+  check_shape(op, "dgate", into.dgate, gate.shape());
+  check_shape(op, "dup", into.dup, gate.shape());
+  check_same_dtype(op, {{"gate", &gate}, {"dgate", &into.dgate}, {"dup", &into.dup}});
+  check_same_device(op, {{"gate", &gate}, {"dgate", &into.dgate}, {"dup", &into.dup}});
+  run_swiglu(op, gate, up, dy, into.dgate, into.dup);
+  return into;
 }
 
 }  // namespace wick::ops

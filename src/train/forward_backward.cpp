@@ -105,12 +105,30 @@ Tensor widened(const Context& c, const Tensor& frozen, int64_t extra) {
   return found->second.widened;
 }
 
+// The group's packed weight [[W_1 | s·B_1 | 0 …]; …]. The forward writes the s·B_j blocks; the backward reads
+// the matrix the forward left in the cache, or writes them again where there is no cache.
+Tensor group_weight(const Context& c, int64_t layer, std::initializer_list<Projection> group,
+                    const Tensor& packed_w, bool write_lora) {
+  const int64_t rank = c.adapter->config().rank;
+  const Tensor weight = widened(c, packed_w, rank * static_cast<int64_t>(group.size()));
+  if (!write_lora) return weight;
+  int64_t row = 0, column = packed_w.size(1);
+  for (Projection p : group) {
+    const Tensor& b = c.adapter->find(layer, p)->b;
+    weight.narrow(0, row, b.size(0))
+        .narrow(1, column, rank)
+        .copy_(ops::scale(b, c.adapter->config().scale()));
+    row += b.size(0), column += rank;
+  }
+  return weight;
+}
+
 std::vector<Tensor> project_group(const Context& c, int64_t layer, std::initializer_list<Projection> group,
                                   const Tensor& x, const Tensor& packed_w, const Tensor& packed_bias,
                                   std::initializer_list<ProjectionSaved*> saved) {
   const int64_t rows = x.size(0), in = x.size(1), rank = c.adapter->config().rank;
-  const double scale = c.adapter->config().scale(), p_drop = dropout_p(c);
-  const Tensor weight = widened(c, packed_w, rank * static_cast<int64_t>(group.size()));
+  const double p_drop = dropout_p(c);
+  const Tensor weight = group_weight(c, layer, group, packed_w, true);
   const Tensor input = Tensor::empty({rows, weight.size(1)}, x.dtype(), x.device());
   const Tensor x_view = input.narrow(1, 0, in);
   x_view.copy_(x);
@@ -126,7 +144,6 @@ std::vector<Tensor> project_group(const Context& c, int64_t layer, std::initiali
                     : ops::dropout(x_view, p_drop, c.options.dropout_seed, dropout_draw(c, layer, p));
     const Tensor xa = input.narrow(1, column, rank);
     ops::gemm(x_lora, pair->a, xa, gemm_options(false, true));
-    weight.narrow(0, row, out).narrow(1, column, rank).copy_(ops::scale(pair->b, scale));
     if (ProjectionSaved* s = *saved_it++) s->x = x_view, s->x_lora = x_lora, s->xa = xa;
     outputs.push_back(y.narrow(1, row, out));
     row += out, column += rank;
@@ -148,17 +165,23 @@ std::vector<Tensor> project_shared(const Context& c, int64_t layer, std::initial
   return outputs;
 }
 
-// Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
-// c.grads.
-// The gradients through the LoRA output side of projection p: db = scale·dyᵀ·xa into c.grads, and
-// dxa = scale·dy·B into `dxa`.
+// db = scale·dyᵀ·xa of projection p, into c.grads.
+void lora_b_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
+                     const Tensor& dy) {
+  ops::gemm(dy, s.xa, c.grads->find(layer, p)->b,
+            gemm_options(true, false, c.adapter->config().scale(), c.options.accumulate ? 1.0 : 0.0));
+}
+
+// The gradients through the LoRA output side of projection p: db into c.grads, and dxa = scale·dy·B into
+// `dxa`.
 void lora_output_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
                           const Tensor& dy, const Tensor& dxa) {
-  const double scale = c.adapter->config().scale();
-  ops::gemm(dy, s.xa, c.grads->find(layer, p)->b,
-            gemm_options(true, false, scale, c.options.accumulate ? 1.0 : 0.0));
-  ops::gemm(dy, c.adapter->find(layer, p)->b, dxa, gemm_options(false, false, scale));
+  lora_b_backward(c, layer, p, s, dy);
+  ops::gemm(dy, c.adapter->find(layer, p)->b, dxa, gemm_options(false, false, c.adapter->config().scale()));
 }
+
+// Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
+// c.grads.
 
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
                         const Tensor& dy, const Tensor& into = Tensor()) {
@@ -193,10 +216,13 @@ Tensor project_backward(const Context& c, int64_t layer, Projection p, const Pro
 // The input gradient of projections that share their input (q/k/v, gate/up), adding their LoRA gradients.
 // Where the forward packed them and dropout is off, their dxa_j = scale·dy_j·B_j sit side by side, so every
 // da_j comes from one GEMM (dxaᵀ·x) and every LoRA term of dx from one (dxa·[A_1; …; A_n]); otherwise one
-// projection at a time.
+// projection at a time. When the dy_j are the column blocks of one matrix `packed_dy` = [dy_1 | … | dy_n],
+// one product with the forward's packed weight gives dy·[W | s·B blocks] = [dx | dxa_1 | … | dxa_n], so dy
+// is read once for both (the returned dx is then a view with a wider row stride).
 Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer_list<Projection> group,
                                std::initializer_list<const ProjectionSaved*> saved,
-                               std::initializer_list<Tensor> dys) {
+                               std::initializer_list<Tensor> dys, const Tensor& packed_w = Tensor(),
+                               const Tensor& packed_dy = Tensor()) {
   const ProjectionSaved& first = **saved.begin();
   bool packed = groups(c, layer, group) && dropout_p(c) == 0;
   for (const ProjectionSaved* s : saved) packed = packed && s->x.data_ptr() == first.x.data_ptr();
@@ -210,25 +236,44 @@ Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer
   const int64_t rows = first.x.size(0), in = first.x.size(1), rank = c.adapter->config().rank;
   const int64_t width = rank * static_cast<int64_t>(group.size());
   const DType dtype = first.x.dtype();
-  const Tensor dxa = Tensor::empty({rows, width}, dtype, first.x.device());
-  const Tensor a = Tensor::empty({width, in}, dtype, first.x.device());
-  const Tensor da = Tensor::empty({width, in}, c.grads->dtype(), first.x.device());
-  const Tensor dx = Tensor::empty({rows, in}, dtype, first.x.device());
+  const Device device = first.x.device();
+  const bool one_product = packed_dy.defined();
+  Tensor dx, dxa;
+  if (one_product) {
+    const Tensor weight = group_weight(c, layer, group, packed_w, c.options.packed_weights == nullptr);
+    const Tensor wide = Tensor::empty({rows, in + width}, dtype, device);
+    ops::gemm(packed_dy, weight, wide, gemm_options(false, false));
+    dx = wide.narrow(1, 0, in);
+    dxa = wide.narrow(1, in, width);
+    for (Projection p : group) lora_b_backward(c, layer, p, **saved_it++, *dy_it++);
+  } else {
+    dx = Tensor::empty({rows, in}, dtype, device);
+    dxa = Tensor::empty({rows, width}, dtype, device);
+    int64_t offset = 0;
+    for (Projection p : group) {
+      lora_output_backward(c, layer, p, **saved_it++, *dy_it++, dxa.narrow(1, offset, rank));
+      offset += rank;
+    }
+  }
+  const Tensor a = Tensor::empty({width, in}, dtype, device);
   int64_t offset = 0;
   for (Projection p : group) {
-    lora_output_backward(c, layer, p, **saved_it++, *dy_it++, dxa.narrow(1, offset, rank));
     a.narrow(0, offset, rank).copy_(c.adapter->find(layer, p)->a);
     offset += rank;
   }
+  const Tensor da = Tensor::empty({width, in}, c.grads->dtype(), device);
   ops::gemm(dxa, first.x, da, gemm_options(true, false));
-  ops::gemm(dxa, a, dx, gemm_options(false, false));  // the LoRA terms first; the frozen products add to them
+  // Separate products: the LoRA terms first, then the frozen products add themselves to them.
+  ops::gemm(dxa, a, dx, gemm_options(false, false, 1.0, one_product ? 1.0 : 0.0));
   offset = 0;
   dy_it = dys.begin();
   for (Projection p : group) {
     const Tensor& grad_a = c.grads->find(layer, p)->a;
     const Tensor part = da.narrow(0, offset, rank);
     grad_a.copy_(c.options.accumulate ? ops::add(grad_a, part) : part);
-    ops::gemm(*dy_it++, c.model.projection(layer, p).first, dx, gemm_options(false, false, 1.0, 1.0));
+    if (!one_product)
+      ops::gemm(*dy_it, c.model.projection(layer, p).first, dx, gemm_options(false, false, 1.0, 1.0));
+    ++dy_it;
     offset += rank;
   }
   return dx;
@@ -299,9 +344,12 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
                 dim = cfg.head_dim;
   const ops::RopeOptions rope = rope_options(cfg);
   const Tensor dswiglu = project_backward(c, i, Projection::down, s.down, dout);
-  const auto dmlp = ops::swiglu_backward(s.gate_out, s.up_out, dswiglu);
+  const int64_t inter = cfg.intermediate_size;
+  const Tensor dgate_up = Tensor::empty({b * t, 2 * inter}, dout.dtype(), dout.device());
+  const auto dmlp = ops::swiglu_backward(s.gate_out, s.up_out, dswiglu,
+                                         {dgate_up.narrow(1, 0, inter), dgate_up.narrow(1, inter, inter)});
   const Tensor dy = project_shared_backward(c, i, {Projection::gate, Projection::up}, {&s.gate, &s.up},
-                                            {dmlp.dgate, dmlp.dup});
+                                            {dmlp.dgate, dmlp.dup}, l.gate_up, dgate_up);
   const Tensor dsum =
       ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps, false, dout).dx;
   const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);

@@ -205,6 +205,16 @@ TEST_P(Cuda, VectorizedActivationsSwigluAndAdd) {
   const auto reference = ops::swiglu_backward(gate, up, dmlp);
   expect_close(grads.dgate, reference.dgate);
   expect_close(grads.dup, reference.dup);
+  // Into the halves of one buffer, with whole vectors (336) and without (333).
+  for (int64_t cols : {336, 333}) {
+    const Tensor gx = input({7, cols}, 3.0), ux = input({7, cols}), dx = input({7, cols});
+    const Tensor both = Tensor::empty({7, 2 * cols}, dtype(), gpu);
+    ops::swiglu_backward(on_gpu(gx), on_gpu(ux), on_gpu(dx),
+                         {both.narrow(1, 0, cols), both.narrow(1, cols, cols)});
+    const auto expected = ops::swiglu_backward(gx, ux, dx);
+    expect_close(both.narrow(1, 0, cols), expected.dgate);
+    expect_close(both.narrow(1, cols, cols), expected.dup);
+  }
 }
 
 // Rows of whole 16-byte vectors up to 2048 columns take the warp-per-row backward for a frozen weight.
@@ -219,6 +229,11 @@ TEST_P(Cuda, RmsNormBackwardFrozenWeight) {
                  ops::rms_norm_backward(x, w, dy, 1e-6, false, residual).dx, 2.0);
     expect_close(ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(dy), 1e-6, true, on_gpu(residual)).dx,
                  ops::rms_norm_backward(x, w, dy, 1e-6, true, residual).dx, 2.0);
+    // dy as the left columns of a wider matrix, read through its row stride.
+    const Tensor wide = input({37, cols + 32});
+    expect_close(
+        ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(wide).narrow(1, 0, cols), 1e-6, false).dx,
+        ops::rms_norm_backward(x, w, wide.narrow(1, 0, cols), 1e-6, false).dx, 2.0);
   }
 }
 

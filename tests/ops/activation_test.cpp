@@ -118,6 +118,34 @@ TEST(Swiglu, BackwardMatchesFiniteDifferences) {
                                         grads.dup);
 }
 
+// Written into given outputs: here the two halves of one [rows, 2·cols] buffer.
+TEST(Swiglu, BackwardIntoTheHalvesOfOneBuffer) {
+  Generator gen = test::fresh_generator();
+  SCOPED_TRACE(ref::seed_of(gen));
+  for (DType dtype : kFloatTypes) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor gate = test::randn(gen, {5, 9}, dtype, 3.0), up = test::randn(gen, {5, 9}, dtype);
+    const Tensor dy = test::randn(gen, {5, 9}, dtype);
+    const Tensor both = Tensor::full({5, 18}, 7.0, dtype);
+    const auto grads = ops::swiglu_backward(gate, up, dy, {both.narrow(1, 0, 9), both.narrow(1, 9, 9)});
+    EXPECT_EQ(grads.dgate.data_ptr(), both.data_ptr());
+    const auto expected = ops::swiglu_backward(gate, up, dy);
+    EXPECT_EQ(both.narrow(1, 0, 9).contiguous().to_vector<double>(), expected.dgate.to_vector<double>());
+    EXPECT_EQ(both.narrow(1, 9, 9).contiguous().to_vector<double>(), expected.dup.to_vector<double>());
+  }
+  const Tensor x = test::randn(gen, {3, 4});
+  test::expect_error(
+      [&] {
+        ops::swiglu_backward(x, x, x, {test::randn(gen, {3, 5}), x.clone()});
+      },
+      {"[swiglu_backward]", "argument 'dgate' must have shape [3, 4]"});
+  test::expect_error(
+      [&] {
+        ops::swiglu_backward(x, x, x, {x.clone(), Tensor::zeros({3, 4}, DType::f64)});
+      },
+      {"[swiglu_backward]", "must have the same dtype"});
+}
+
 TEST(Activation, BadInputs) {
   Generator gen = test::fresh_generator();
   const Tensor x = test::randn(gen, {3, 4});

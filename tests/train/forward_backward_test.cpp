@@ -156,6 +156,17 @@ void expect_checkpointing_and_accumulation_keep_the_gradients(int64_t rank, doub
   const double loss2 = train::forward_backward(model, adapter, a, g2, checkpointed);
   EXPECT_EQ(loss1, loss2);
   EXPECT_EQ(g1.flat().to_vector<float>(), g2.flat().to_vector<float>());
+  // Nor does keeping the packed weights across calls, as the trainer does (the backward then reads the
+  // matrices its forward wrote), with or without checkpointing.
+  train::PackedWeights kept;
+  for (bool checkpointing : {false, true, false}) {
+    train::ForwardBackwardOptions cached = plain;
+    cached.packed_weights = &kept;
+    cached.checkpointing = checkpointing;
+    auto g = zero_grads(adapter);
+    EXPECT_EQ(train::forward_backward(model, adapter, a, g, cached), loss1);
+    EXPECT_EQ(g.flat().to_vector<float>(), g1.flat().to_vector<float>());
+  }
 
   // 0.25·grad(a) + 0.75·grad(b) accumulated equals the weighted sum of separate gradients.
   auto gb = zero_grads(adapter), acc = zero_grads(adapter);

@@ -20,5 +20,7 @@ struct SwigluGrads {
   Tensor dup;
 };
 SwigluGrads swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy);
+// The same, written into `into` (views of one buffer, say, so that the two halves form one matrix).
+SwigluGrads swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const SwigluGrads& into);
 
 }  // namespace wick::ops

@@ -5,6 +5,7 @@
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/indexing.cuh"
 #include "backend/cuda/kernels.h"
+#include "backend/cuda/row_stride.h"
 
 namespace wick::cuda {
 namespace {
@@ -224,16 +225,6 @@ bool dense_vectors(std::initializer_list<const Tensor*> tensors) {
   return true;
 }
 
-// The row stride of t seen as [rows, t.size(-1)] with a unit last stride (leading axes collapsing into one
-// row axis), or -1.
-int64_t row_stride(const Tensor& t) {
-  if (t.dim() == 0 || t.stride(-1) != 1) return -1;
-  if (t.dim() == 1) return t.size(0);
-  for (int64_t axis = 0; axis + 2 < t.dim(); ++axis)
-    if (t.size(axis) > 1 && t.stride(axis) != t.size(axis + 1) * t.stride(axis + 1)) return -1;
-  return t.stride(-2);
-}
-
 // Operands of one shape as 16-byte-aligned rows of whole vectors, with row strides (at most 5).
 bool vector_rows(std::initializer_list<const Tensor*> operands, VectorRows& rows) {
   const Tensor& first = **operands.begin();
@@ -335,12 +326,16 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, con
     return;
   }
   const Tensor gd = gate.contiguous(), ud = up.contiguous(), dd = dy.contiguous();
+  const bool dense_out = dgate.is_contiguous() && dup.is_contiguous();
+  const Tensor dg = dense_out ? dgate : Tensor::empty(gate.shape(), gate.dtype(), gate.device());
+  const Tensor du = dense_out ? dup : Tensor::empty(gate.shape(), gate.dtype(), gate.device());
   with_float_type(gate.dtype(), "swiglu_backward", [&](auto tag) {
     using T = decltype(tag);
     swiglu_kernel<T, typename Accumulate<T>::type><<<grid_for(gate.numel()), 256, 0, stream_of(gate)>>>(
-        ptr<const T>(gd), ptr<const T>(ud), ptr<const T>(dd), ptr<T>(dgate), ptr<T>(dup), gate.numel());
+        ptr<const T>(gd), ptr<const T>(ud), ptr<const T>(dd), ptr<T>(dg), ptr<T>(du), gate.numel());
   });
   check_launch("swiglu_backward");
+  if (!dense_out) dgate.copy_(dg), dup.copy_(du);
 }
 
 void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out) {

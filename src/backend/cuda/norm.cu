@@ -9,6 +9,7 @@
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/layer_norm_row.cuh"
 #include "backend/cuda/row_cache.cuh"
+#include "backend/cuda/row_stride.h"
 
 namespace wick::cuda {
 namespace {
@@ -103,7 +104,7 @@ constexpr int kRmsBackwardWarps = 8;
 template <typename T, int K>
 __global__ void __launch_bounds__(kRmsBackwardWarps * 32)
     rms_norm_backward_warp_kernel(const T* x, const T* weight, const T* dy, const T* residual, T* dx,
-                                  int64_t rows, int64_t cols, float eps) {
+                                  int64_t rows, int64_t cols, int64_t dy_stride, float eps) {
   constexpr int E = vector_elements<T>;
   const int64_t row = blockIdx.x * int64_t(kRmsBackwardWarps) + threadIdx.x / 32;
   if (row >= rows) return;
@@ -117,7 +118,7 @@ __global__ void __launch_bounds__(kRmsBackwardWarps * 32)
     if (v >= vectors) continue;
     float w[E];
     load_vector(x + row * cols, v, xv[j]);
-    load_vector(dy + row * cols, v, gw[j]);
+    load_vector(dy + row * dy_stride, v, gw[j]);
     load_vector(weight, v, w);
 #pragma unroll
     for (int e = 0; e < E; ++e) {
@@ -307,18 +308,23 @@ void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, 
     if (dweight.defined()) dweight.fill_(0.0);
     return;
   }
-  const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous(),
-               gd = dy.to(x.dtype()).contiguous();
+  const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous();
   const Tensor rd = residual_grad.defined() ? residual_grad.to(x.dtype()).contiguous() : Tensor();
   // Without a weight gradient (a frozen weight) there are no partial sums to keep: one block per row.
   const bool weight_grad = dweight.defined();
   const int64_t groups = weight_grad ? partial_groups(x) : std::min<int64_t>(rows, 65535);
   const Tensor partial = weight_grad ? Tensor::zeros({groups, cols}, dweight.dtype(), x.device()) : Tensor();
   const int64_t per_vector = x.dtype() == DType::f64 ? 0 : 16 / static_cast<int64_t>(dtype_size(x.dtype()));
+  const auto aligned = [](const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0; };
   bool warp_rows = !weight_grad && per_vector > 0 && cols % per_vector == 0 && cols / per_vector <= 32 * 8;
-  for (const Tensor* t : {&xd, &wd, &gd, &rd, &dx})
-    if (t->defined() && (reinterpret_cast<uintptr_t>(t->data_ptr()) % 16 != 0 || !t->is_contiguous()))
-      warp_rows = false;
+  for (const Tensor* t : {&xd, &wd, &rd, &dx})
+    if (t->defined() && (!aligned(*t) || !t->is_contiguous())) warp_rows = false;
+  // The warp kernel reads dy through its row stride (a column block of a wider matrix, say), not a copy.
+  const int64_t dy_rows = row_stride(dy);
+  const bool dy_direct =
+      warp_rows && dy.dtype() == x.dtype() && dy_rows > 0 && dy_rows % per_vector == 0 && aligned(dy);
+  const Tensor gd = dy_direct ? dy : dy.to(x.dtype()).contiguous();
+  if (!aligned(gd)) warp_rows = false;
   if (warp_rows) {
     with_float_type(x.dtype(), "rms_norm_backward", [&](auto tag) {
       using T = decltype(tag);
@@ -328,7 +334,8 @@ void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, 
           rms_norm_backward_warp_kernel<T, decltype(k)::value>
               <<<blocks, kRmsBackwardWarps * 32, 0, stream_of(x)>>>(
                   ptr<const T>(xd), ptr<const T>(wd), ptr<const T>(gd),
-                  rd.defined() ? ptr<const T>(rd) : nullptr, ptr<T>(dx), rows, cols, static_cast<float>(eps));
+                  rd.defined() ? ptr<const T>(rd) : nullptr, ptr<T>(dx), rows, cols,
+                  dy_direct ? dy_rows : cols, static_cast<float>(eps));
         });
       }
     });
