@@ -17,7 +17,8 @@ struct RopeCall {
   const Tensor& y;
 };
 
-Tensor run_rope(std::string_view op, const Tensor& x, const RopeOptions& options, bool inverse) {
+Tensor run_rope(std::string_view op, const Tensor& x, const RopeOptions& options, bool inverse,
+                const Tensor& into = Tensor()) {
   check_floating(op, "x", x);
   check_rank(op, "x", x, 4);
   const int64_t head_dim = x.size(3);
@@ -35,7 +36,12 @@ Tensor run_rope(std::string_view op, const Tensor& x, const RopeOptions& options
       fail(op, "positions must have shape [{}] or [{}, {}] for x={}, got {}", x.size(1), x.size(0), x.size(1),
            x.str(), p.str());
   }
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (into.defined()) {
+    check_shape(op, "into", into, x.shape());
+    check_same_dtype(op, {{"x", &x}, {"into", &into}});
+    check_same_device(op, {{"x", &x}, {"into", &into}});
+  }
+  const Tensor y = into.defined() ? into : Tensor::empty(x.shape(), x.dtype(), x.device());
   static const std::vector<Implementation<RopeCall>> table = {
       {"cpu", "cpu tensors",
        [](const RopeCall& c) {
@@ -61,6 +67,10 @@ Tensor rope(const Tensor& x, const RopeOptions& options) {
 }
 Tensor rope_backward(const Tensor& dy, const RopeOptions& options) {
   return run_rope("rope_backward", dy, options, true);
+}
+Tensor rope_backward(const Tensor& dy, const RopeOptions& options, const Tensor& into) {
+  check_defined("rope_backward", "into", into);
+  return run_rope("rope_backward", dy, options, true, into);
 }
 
 }  // namespace wick::ops

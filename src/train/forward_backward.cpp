@@ -356,11 +356,17 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const auto datt =
       ops::attention_backward(s.q_rot, s.k_rot, s.v_heads, s.attention_out, s.lse,
                               dattended.view({b, t, heads, dim}).transpose(1, 2), attention_options());
-  const Tensor dq = ops::rope_backward(datt.dq.transpose(1, 2), rope).reshape({b * t, heads * dim});
-  const Tensor dk = ops::rope_backward(datt.dk.transpose(1, 2), rope).reshape({b * t, kv_heads * dim});
-  const Tensor dv = datt.dv.transpose(1, 2).reshape({b * t, kv_heads * dim});
-  const Tensor dx = project_shared_backward(c, i, {Projection::q, Projection::k, Projection::v},
-                                            {&s.q, &s.k, &s.v}, {dq, dk, dv});
+  // dq, dk and dv side by side, as the q/k/v product's output is laid out.
+  const Tensor dqkv = Tensor::empty({b, t, heads + 2 * kv_heads, dim}, dout.dtype(), dout.device());
+  ops::rope_backward(datt.dq.transpose(1, 2), rope, dqkv.narrow(2, 0, heads));
+  ops::rope_backward(datt.dk.transpose(1, 2), rope, dqkv.narrow(2, heads, kv_heads));
+  dqkv.narrow(2, heads + kv_heads, kv_heads).copy_(datt.dv.transpose(1, 2));
+  const Tensor dy_qkv = dqkv.view({b * t, (heads + 2 * kv_heads) * dim});
+  const Tensor dx = project_shared_backward(
+      c, i, {Projection::q, Projection::k, Projection::v}, {&s.q, &s.k, &s.v},
+      {dy_qkv.narrow(1, 0, heads * dim), dy_qkv.narrow(1, heads * dim, kv_heads * dim),
+       dy_qkv.narrow(1, (heads + kv_heads) * dim, kv_heads * dim)},
+      l.qkv, dy_qkv);
   return ops::rms_norm_backward(s.h, l.input_norm, dx, cfg.rms_norm_eps, false, dsum).dx;
 }
 

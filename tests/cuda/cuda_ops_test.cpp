@@ -170,6 +170,12 @@ TEST_P(Cuda, RopeFullRotaryRows) {
     const Tensor reference = wide.narrow(1, 16, 5 * dim).contiguous().view({3, 7, 5, dim});
     expect_close(ops::rope(block, options), ops::rope(reference, options));
     expect_close(ops::rope_backward(block, options), ops::rope_backward(reference, options));
+    // And written into such a block (dq within packed dq/dk/dv), leaving the columns around it alone.
+    const Tensor target = on_gpu(wide);
+    ops::rope_backward(on_gpu(x), options, target.narrow(1, 16, 5 * dim).view({3, 7, 5, dim}));
+    expect_close(target.narrow(1, 16, 5 * dim).view({3, 7, 5, dim}), ops::rope_backward(x, options));
+    expect_close(target.narrow(1, 0, 16), wide.narrow(1, 0, 16), 0.0);
+    expect_close(target.narrow(1, 16 + 5 * dim, 32), wide.narrow(1, 16 + 5 * dim, 32), 0.0);
   }
 }
 

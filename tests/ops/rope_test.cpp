@@ -151,6 +151,30 @@ TEST(Rope, BackwardInHalfPrecision) {
   }
 }
 
+// Written into a block of a wider tensor (the trainer's packed dq/dk/dv), in every dtype.
+TEST(Rope, BackwardIntoABlockOfAWiderTensor) {
+  Generator gen = test::fresh_generator();
+  SCOPED_TRACE(ref::seed_of(gen));
+  for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor dy = test::randn(gen, {2, 3, 5, 8}, dtype);
+    const Tensor wide = Tensor::full({2, 3, 7, 8}, 5.0, dtype);
+    ops::RopeOptions options;
+    options.position_offset = 4;
+    const Tensor block = wide.narrow(2, 1, 5);
+    EXPECT_EQ(ops::rope_backward(dy, options, block).data_ptr(), block.data_ptr());
+    EXPECT_EQ(block.contiguous().to_vector<double>(), ops::rope_backward(dy, options).to_vector<double>());
+    for (int64_t head : {0, 6})
+      for (double v : wide.narrow(2, head, 1).contiguous().to_vector<double>()) EXPECT_EQ(v, 5.0);
+  }
+  const Tensor dy = test::randn(gen, {2, 3, 5, 8});
+  test::expect_error(
+      [&] {
+        ops::rope_backward(dy, {}, Tensor::empty({2, 3, 4, 8}));
+      },
+      {"[rope_backward]", "argument 'into' must have shape [2, 3, 5, 8]"});
+}
+
 TEST(Rope, BadInputs) {
   Generator gen = test::fresh_generator();
   const Tensor x = test::randn(gen, {2, 3, 4, 8});

@@ -23,5 +23,7 @@ struct RopeOptions {
 Tensor rope(const Tensor& x, const RopeOptions& options = {});
 // The backward of a rotation is the inverse rotation.
 Tensor rope_backward(const Tensor& dy, const RopeOptions& options = {});
+// The same, written into `into` (dy's shape and dtype: a block of a wider tensor, say), which it returns.
+Tensor rope_backward(const Tensor& dy, const RopeOptions& options, const Tensor& into);
 
 }  // namespace wick::ops

@@ -45,11 +45,12 @@ __global__ void rope_kernel(const T* x, T* y, RopeArgs a) {
   }
 }
 
-// Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row. The
-// input's heads are contiguous within a token, tokens `token_stride` elements apart (a column block of a
-// wider product); the output is contiguous.
+// Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row. In
+// the input and the output the heads are contiguous within a token, tokens `x_stride` and `y_stride`
+// elements apart (a column block of a wider product, say).
 template <typename T>
-__global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows, int64_t token_stride) {
+__global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows, int64_t x_stride,
+                                   int64_t y_stride) {
   const uint32_t half = static_cast<uint32_t>(a.rotary / 2), per_row = half / 8;
   const uint32_t heads = static_cast<uint32_t>(a.heads), seq = static_cast<uint32_t>(a.seq);
   const uint32_t total = rows * per_row;
@@ -57,9 +58,9 @@ __global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows, 
     const uint32_t row = t / per_row, i0 = (t % per_row) * 8;
     const uint32_t bs = row / heads, b = bs / seq, s = bs % seq;
     const int64_t pos = a.positions ? a.positions[a.per_batch ? int64_t{b} * seq + s : s] : a.offset + s;
-    const T* in =
-        x + static_cast<int64_t>(bs) * token_stride + static_cast<int64_t>(row - bs * heads) * a.head_dim;
-    T* out = y + static_cast<int64_t>(row) * a.head_dim;
+    const int64_t head = static_cast<int64_t>(row - bs * heads) * a.head_dim;
+    const T* in = x + static_cast<int64_t>(bs) * x_stride + head;
+    T* out = y + static_cast<int64_t>(bs) * y_stride + head;
     const uint4 raw_u = *reinterpret_cast<const uint4*>(in + i0);
     const uint4 raw_v = *reinterpret_cast<const uint4*>(in + i0 + half);
     const T* u = reinterpret_cast<const T*>(&raw_u);
@@ -115,27 +116,29 @@ void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const 
   if (pairs == 0) return;
   const int64_t rows = x.numel() / x.size(3);
   if ((x.dtype() == DType::bf16 || x.dtype() == DType::f16) && args.half_split &&
-      args.rotary == args.head_dim && args.head_dim % 16 == 0 && y.is_contiguous() && aligned16(xd) &&
+      args.rotary == args.head_dim && args.head_dim % 16 == 0 && token_rows(y) && aligned16(xd) &&
       aligned16(y) && rows * (args.head_dim / 16) < (int64_t{1} << 31)) {
     const int64_t threads = rows * (args.head_dim / 16);
     with_float_type(x.dtype(), "rope", [&](auto tag) {
       using T = decltype(tag);
       if constexpr (sizeof(T) == 2)
-        rope_vector_kernel<T>
-            <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(threads, 256), 65536)), 256, 0,
-               stream_of(x)>>>(ptr<const T>(xd), ptr<T>(y), args, static_cast<uint32_t>(rows), xd.stride(1));
+        rope_vector_kernel<T><<<static_cast<unsigned>(std::min<int64_t>(ceil_div(threads, 256), 65536)), 256,
+                                0, stream_of(x)>>>(ptr<const T>(xd), ptr<T>(y), args,
+                                                   static_cast<uint32_t>(rows), xd.stride(1), y.stride(1));
     });
     check_launch("rope");
     return;
   }
   const Tensor xc = xd.contiguous();
+  const Tensor yc = y.is_contiguous() ? y : Tensor::empty(y.shape(), y.dtype(), y.device());
   with_float_type(x.dtype(), "rope", [&](auto tag) {
     using T = decltype(tag);
     rope_kernel<T, typename Accumulate<T>::type>
         <<<static_cast<unsigned>(std::min<int64_t>(ceil_div(pairs, 256), 65536)), 256, 0, stream_of(x)>>>(
-            ptr<const T>(xc), ptr<T>(y), args);
+            ptr<const T>(xc), ptr<T>(yc), args);
   });
   check_launch("rope");
+  if (!y.is_contiguous()) y.copy_(yc);
 }
 
 }  // namespace wick::cuda
