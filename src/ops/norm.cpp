@@ -72,13 +72,27 @@ DType accumulate_dtype(const Tensor& x) {
   return x.dtype() == DType::f64 ? DType::f64 : DType::f32;
 }
 
+// Where the caller gives an output: x's shape, dtype and device.
+void check_output(std::string_view op, const Tensor& x, const Tensor& into) {
+  check_shape(op, "into", into, x.shape());
+  check_same_dtype(op, {{"x", &x}, {"into", &into}});
+  check_same_device(op, {{"x", &x}, {"into", &into}});
+}
+
 }  // namespace
 
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
+  check_defined("rms_norm", "x", x);
+  return rms_norm(x, weight, eps, Tensor::empty(x.shape(), x.dtype(), x.device()));
+}
+
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& into) {
   constexpr std::string_view op = "rms_norm";
   check_defined(op, "weight", weight);
   check_norm_args(op, x, weight, Tensor(), eps);
-  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  check_defined(op, "into", into);
+  check_output(op, x, into);
+  const Tensor& y = into;
   static const std::vector<Implementation<RmsNormCall>> table = {
       {"cpu", "cpu tensors",
        [](const RmsNormCall& c) {
@@ -88,7 +102,7 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
 #ifdef WICK_WITH_CUDA
       {"cuda_row_cache", "cuda f32/f16/bf16 with dense 16-byte-aligned rows of <= 8192 vectors",
        [](const RmsNormCall& c) {
-         return on_cuda({&c.x, &c.weight}) && cuda::rms_norm_row_cache_applies(c.x);
+         return on_cuda({&c.x, &c.weight}) && cuda::rms_norm_row_cache_applies(c.x, c.y);
        },
        [](const RmsNormCall& c) { cuda::rms_norm(c.x, c.weight, c.eps, c.y, true); }},
       {"cuda", "cuda tensors",
@@ -102,7 +116,8 @@ Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps) {
   return y;
 }
 
-RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps) {
+RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                                  const Tensor& y_into) {
   constexpr std::string_view op = "rms_norm_residual";
   check_defined(op, "weight", weight);
   check_norm_args(op, x, weight, Tensor(), eps);
@@ -110,13 +125,14 @@ RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const
   check_shape(op, "residual", residual, x.shape());
   check_same_dtype(op, {{"x", &x}, {"residual", &residual}});
   check_same_device(op, {{"x", &x}, {"residual", &residual}});
-  RmsNormResidual result{Tensor::empty(x.shape(), x.dtype(), x.device()),
+  if (y_into.defined()) check_output(op, x, y_into);
+  RmsNormResidual result{y_into.defined() ? y_into : Tensor::empty(x.shape(), x.dtype(), x.device()),
                          Tensor::empty(x.shape(), x.dtype(), x.device())};
   static const std::vector<Implementation<RmsNormResidualCall>> table = {
 #ifdef WICK_WITH_CUDA
       {"cuda_row_cache", "cuda f32/f16/bf16 with dense 16-byte-aligned rows of <= 8192 vectors",
        [](const RmsNormResidualCall& c) {
-         return on_cuda({&c.x, &c.residual, &c.weight}) && cuda::rms_norm_row_cache_applies(c.x);
+         return on_cuda({&c.x, &c.residual, &c.weight}) && cuda::rms_norm_row_cache_applies(c.x, c.y);
        },
        [](const RmsNormResidualCall& c) {
          cuda::rms_norm_residual(c.x, c.residual, c.weight, c.eps, c.y, c.sum, true);

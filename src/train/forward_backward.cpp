@@ -123,16 +123,15 @@ Tensor group_weight(const Context& c, int64_t layer, std::initializer_list<Proje
   return weight;
 }
 
+// `input` is group_input()'s buffer with x in its left columns.
 std::vector<Tensor> project_group(const Context& c, int64_t layer, std::initializer_list<Projection> group,
-                                  const Tensor& x, const Tensor& packed_w, const Tensor& packed_bias,
+                                  const Tensor& input, const Tensor& packed_w, const Tensor& packed_bias,
                                   std::initializer_list<ProjectionSaved*> saved) {
-  const int64_t rows = x.size(0), in = x.size(1), rank = c.adapter->config().rank;
+  const int64_t rows = input.size(0), in = packed_w.size(1), rank = c.adapter->config().rank;
   const double p_drop = dropout_p(c);
   const Tensor weight = group_weight(c, layer, group, packed_w, true);
-  const Tensor input = Tensor::empty({rows, weight.size(1)}, x.dtype(), x.device());
   const Tensor x_view = input.narrow(1, 0, in);
-  x_view.copy_(x);
-  const Tensor y = Tensor::empty({rows, packed_w.size(0)}, x.dtype(), x.device());
+  const Tensor y = Tensor::empty({rows, packed_w.size(0)}, input.dtype(), input.device());
   std::vector<Tensor> outputs;
   int64_t row = 0, column = in;
   auto saved_it = saved.begin();
@@ -154,11 +153,22 @@ std::vector<Tensor> project_group(const Context& c, int64_t layer, std::initiali
   return outputs;
 }
 
-// The projections of `group` of x: one packed product where groups() allows it, else one at a time.
+// The buffer for the input x ([rows, in]) of the projections of `group`: [x | xa_1 | … | xa_n] where they
+// run as one packed product, so the norm before them writes x straight into its left columns; else x alone.
+Tensor group_input(const Context& c, int64_t layer, std::initializer_list<Projection> group,
+                   const Tensor& like, int64_t in) {
+  const int64_t lora =
+      groups(c, layer, group) ? c.adapter->config().rank * static_cast<int64_t>(group.size()) : 0;
+  return Tensor::empty({like.size(0), in + lora}, like.dtype(), like.device());
+}
+
+// The projections of `group` of x, given in group_input()'s buffer `input`: one packed product where groups()
+// allows it, else one at a time.
 std::vector<Tensor> project_shared(const Context& c, int64_t layer, std::initializer_list<Projection> group,
-                                   const Tensor& x, const Tensor& packed_w, const Tensor& packed_bias,
+                                   const Tensor& input, const Tensor& packed_w, const Tensor& packed_bias,
                                    std::initializer_list<ProjectionSaved*> saved) {
-  if (groups(c, layer, group)) return project_group(c, layer, group, x, packed_w, packed_bias, saved);
+  if (groups(c, layer, group)) return project_group(c, layer, group, input, packed_w, packed_bias, saved);
+  const Tensor& x = input;
   std::vector<Tensor> outputs;
   auto saved_it = saved.begin();
   for (Projection p : group) outputs.push_back(project(c, layer, p, x, *saved_it++));
@@ -309,19 +319,23 @@ Tensor block_forward(const Context& c, int64_t i, const Tensor& h, BlockSaved* s
   const int64_t b = c.batch, t = c.seq, heads = cfg.num_attention_heads, kv_heads = cfg.num_key_value_heads,
                 dim = cfg.head_dim;
   const ops::RopeOptions rope = rope_options(cfg);
-  const Tensor x = ops::rms_norm(h, l.input_norm, cfg.rms_norm_eps);
+  const Tensor qkv_input =
+      group_input(c, i, {Projection::q, Projection::k, Projection::v}, h, cfg.hidden_size);
+  ops::rms_norm(h, l.input_norm, cfg.rms_norm_eps, qkv_input.narrow(1, 0, cfg.hidden_size));
   const std::vector<Tensor> qkv =
-      project_shared(c, i, {Projection::q, Projection::k, Projection::v}, x, l.qkv, l.qkv_bias,
+      project_shared(c, i, {Projection::q, Projection::k, Projection::v}, qkv_input, l.qkv, l.qkv_bias,
                      {s ? &s->q : nullptr, s ? &s->k : nullptr, s ? &s->v : nullptr});
   const Tensor q = ops::rope(qkv[0].view({b, t, heads, dim}), rope).transpose(1, 2);
   const Tensor k = ops::rope(qkv[1].view({b, t, kv_heads, dim}), rope).transpose(1, 2);
   const Tensor v = qkv[2].view({b, t, kv_heads, dim}).transpose(1, 2);
   const auto att = ops::attention(q, k, v, attention_options());
   const Tensor attended = att.out.transpose(1, 2).reshape({b * t, heads * dim});
+  const Tensor gate_up_input = group_input(c, i, {Projection::gate, Projection::up}, h, cfg.hidden_size);
   const auto mid = ops::rms_norm_residual(project(c, i, Projection::o, attended, s ? &s->o : nullptr), h,
-                                          l.post_attention_norm, cfg.rms_norm_eps);
+                                          l.post_attention_norm, cfg.rms_norm_eps,
+                                          gate_up_input.narrow(1, 0, cfg.hidden_size));
   const std::vector<Tensor> gate_up =
-      project_shared(c, i, {Projection::gate, Projection::up}, mid.y, l.gate_up, l.gate_up_bias,
+      project_shared(c, i, {Projection::gate, Projection::up}, gate_up_input, l.gate_up, l.gate_up_bias,
                      {s ? &s->gate : nullptr, s ? &s->up : nullptr});
   const Tensor& gate = gate_up[0];
   const Tensor& up = gate_up[1];

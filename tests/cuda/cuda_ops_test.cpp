@@ -113,6 +113,17 @@ TEST_P(Cuda, Norms) {
   const Tensor sum = ops::add(x, r).to(dtype()).to(DType::f64);  // the stored sum is rounded to dtype
   expect_close(fused.sum, sum);
   expect_close(fused.y, ops::rms_norm(sum, w, 1e-6));
+  // Into the left columns of a wider matrix: 131 columns (the plain kernel) and 128 (the row-cached one).
+  for (int64_t cols : {131, 128}) {
+    const Tensor xs = input({67, cols}), rs = input({67, cols}), ws = input({cols});
+    const Tensor wide = Tensor::zeros({67, cols + 8}, dtype(), gpu);
+    expect_close(ops::rms_norm(on_gpu(xs), on_gpu(ws), 1e-6, wide.narrow(1, 0, cols)),
+                 ops::rms_norm(xs, ws, 1e-6));
+    const auto into =
+        ops::rms_norm_residual(on_gpu(xs), on_gpu(rs), on_gpu(ws), 1e-6, wide.narrow(1, 0, cols));
+    expect_close(into.y, ops::rms_norm(ops::add(xs, rs).to(dtype()).to(DType::f64), ws, 1e-6));
+    expect_close(wide.narrow(1, cols, 8), Tensor::zeros({67, 8}, DType::f64), 0.0);
+  }
   const auto g = ops::rms_norm_backward(on_gpu(x), on_gpu(w), on_gpu(dy), 1e-6);
   const auto ref = ops::rms_norm_backward(x, w, dy, 1e-6);
   expect_close(g.dx, ref.dx, 2.0);

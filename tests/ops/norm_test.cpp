@@ -56,6 +56,39 @@ TEST(RmsNorm, ResidualReturnsSumAndNormalizedSum) {
   }
 }
 
+// Written into given outputs: the left columns of a wider matrix (the trainer's packed LoRA input).
+TEST(RmsNorm, IntoTheLeftColumnsOfAWiderMatrix) {
+  Generator gen = test::fresh_generator();
+  SCOPED_TRACE(ref::seed_of(gen));
+  for (DType dtype : kFloatTypes) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const Tensor x = test::randn(gen, {6, 16}, dtype), residual = test::randn(gen, {6, 16}, dtype);
+    const Tensor w = test::randn(gen, {16}, dtype);
+    const Tensor wide = Tensor::full({6, 24}, 3.0, dtype);
+    EXPECT_EQ(ops::rms_norm(x, w, 1e-6, wide.narrow(1, 0, 16)).data_ptr(), wide.data_ptr());
+    EXPECT_EQ(wide.narrow(1, 0, 16).contiguous().to_vector<double>(),
+              ops::rms_norm(x, w, 1e-6).to_vector<double>());
+    const Tensor other = Tensor::full({6, 24}, 3.0, dtype);
+    const auto fused = ops::rms_norm_residual(x, residual, w, 1e-6, other.narrow(1, 0, 16));
+    EXPECT_EQ(fused.y.data_ptr(), other.data_ptr());
+    EXPECT_EQ(other.narrow(1, 0, 16).contiguous().to_vector<double>(),
+              ops::rms_norm_residual(x, residual, w, 1e-6).y.to_vector<double>());
+    for (const Tensor* t : {&wide, &other})
+      for (double v : t->narrow(1, 16, 8).contiguous().to_vector<double>()) EXPECT_EQ(v, 3.0);
+  }
+  const Tensor x = test::randn(gen, {6, 16});
+  test::expect_error(
+      [&] {
+        ops::rms_norm(x, test::randn(gen, {16}), 1e-6, Tensor::empty({6, 15}));
+      },
+      {"[rms_norm]", "argument 'into' must have shape [6, 16]"});
+  test::expect_error(
+      [&] {
+        ops::rms_norm(x, test::randn(gen, {16}), 1e-6, Tensor::empty({6, 16}, DType::f64));
+      },
+      {"[rms_norm]", "must have the same dtype"});
+}
+
 TEST(RmsNorm, BackwardMatchesReference) {
   Generator gen = test::fresh_generator();
   SCOPED_TRACE(ref::seed_of(gen));

@@ -7,13 +7,18 @@ namespace wick::ops {
 
 // y = x / sqrt(mean(x²) + eps) · weight; weight: [x.size(-1)].
 Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps);
+// The same, written into `into` (x's shape and dtype: the left columns of a wider matrix, say), which it
+// returns.
+Tensor rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& into);
 
-// The pre-norm block step in one pass: sum = x + residual; y = rms_norm(sum). Returns both.
+// The pre-norm block step in one pass: sum = x + residual; y = rms_norm(sum). Returns both; y is written into
+// y_into where that is given.
 struct RmsNormResidual {
   Tensor y;
   Tensor sum;
 };
-RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps);
+RmsNormResidual rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
+                                  const Tensor& y_into = Tensor());
 
 struct RmsNormGrads {
   Tensor dx;

@@ -24,8 +24,9 @@ bool softmax_applies(SoftmaxKernel kernel, const Tensor& x, const ops::SoftmaxMa
 void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, SoftmaxKernel kernel);
 void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log);
 
-// `row_cache` selects the register-cached kernel (row_cache.cuh), valid where rms_norm_row_cache_applies(x).
-bool rms_norm_row_cache_applies(const Tensor& x);
+// `row_cache` selects the register-cached kernel (row_cache.cuh), valid where rms_norm_row_cache_applies(x,
+// y).
+bool rms_norm_row_cache_applies(const Tensor& x, const Tensor& y);
 void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, bool row_cache);
 void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
                        const Tensor& y, const Tensor& sum, bool row_cache);

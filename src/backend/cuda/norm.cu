@@ -16,7 +16,7 @@ namespace {
 
 template <typename T, typename A>
 __global__ void rms_norm_kernel(const T* x, const T* residual, const T* weight, T* y, T* sum_out,
-                                int64_t cols, A eps) {
+                                int64_t cols, int64_t y_stride, A eps) {
   const int64_t row = blockIdx.x;
   const T* xr = x + row * cols;
   A sum_sq = 0;
@@ -33,14 +33,14 @@ __global__ void rms_norm_kernel(const T* x, const T* residual, const T* weight, 
   const A rstd = A(1) / sqrt(sum_sq / A(cols) + eps);
   const T* src = residual ? sum_out + row * cols : xr;  // each thread re-reads only what it wrote
   for (int64_t j = threadIdx.x; j < cols; j += blockDim.x)
-    y[row * cols + j] = store_as<T>(load_as<A>(src + j) * rstd * load_as<A>(weight + j));
+    y[row * y_stride + j] = store_as<T>(load_as<A>(src + j) * rstd * load_as<A>(weight + j));
 }
 
 // The same with the row (and residual) held in registers (row_cache.cuh): one read of each input, one write.
 template <typename T, int K>
 __global__ void __launch_bounds__(kRowCacheThreads)
     rms_norm_row_cache_kernel(const T* x, const T* residual, const T* weight, T* y, T* sum_out, int64_t cols,
-                              float eps) {
+                              int64_t y_stride, float eps) {
   const int64_t row = blockIdx.x;
   const int64_t vectors = cols / vector_elements<T>;
   constexpr int E = RowSlice<T, K>::E;
@@ -68,7 +68,7 @@ __global__ void __launch_bounds__(kRowCacheThreads)
   for (int j = 0; j < K; ++j)
 #pragma unroll
     for (int i = 0; i < E; ++i) slice.v[j][i] = slice.v[j][i] * rstd * w.v[j][i];
-  slice.store(y + row * cols, vectors);
+  slice.store(y + row * y_stride, vectors);
 }
 
 template <typename T, typename A>
@@ -258,9 +258,11 @@ void reduce_partials(const Tensor& partial, const Tensor& out) {
 
 }  // namespace
 
-bool rms_norm_row_cache_applies(const Tensor& x) {
-  return x.dtype() != DType::f64 && x.is_contiguous() && x.numel() > 0 &&
-         row_cache_launch(x.size(-1), dtype_size(x.dtype()), {x.data_ptr()}).threads > 0;
+bool rms_norm_row_cache_applies(const Tensor& x, const Tensor& y) {
+  const int64_t y_stride = row_stride(y);
+  return x.dtype() != DType::f64 && x.is_contiguous() && x.numel() > 0 && y_stride > 0 &&
+         (y_stride * static_cast<int64_t>(dtype_size(y.dtype()))) % 16 == 0 &&
+         row_cache_launch(x.size(-1), dtype_size(x.dtype()), {x.data_ptr(), y.data_ptr()}).threads > 0;
 }
 
 void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, bool row_cache) {
@@ -274,8 +276,12 @@ void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& we
   DeviceGuard guard(x.device().index);
   const Tensor xd = x.contiguous(), wd = weight.to(x.dtype()).contiguous();
   const Tensor rd = residual.defined() ? residual.contiguous() : Tensor();
+  // y is written through its row stride (the left columns of a wider matrix, say), or through a copy.
+  const bool y_rows = row_stride(y) > 0;
+  const Tensor yd = y_rows ? y : Tensor::empty(y.shape(), y.dtype(), y.device());
+  const int64_t y_stride = row_stride(yd);
   const RowCacheLaunch cached = row_cache ? row_cache_launch(cols, dtype_size(x.dtype()),
-                                                             {xd.data_ptr(), wd.data_ptr(), y.data_ptr(),
+                                                             {xd.data_ptr(), wd.data_ptr(), yd.data_ptr(),
                                                               rd.defined() ? rd.data_ptr() : nullptr,
                                                               sum.defined() ? sum.data_ptr() : nullptr})
                                           : RowCacheLaunch{};
@@ -289,15 +295,17 @@ void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& we
         with_vectors_per_thread(cached.vectors_per_thread, [&](auto k) {
           rms_norm_row_cache_kernel<T, decltype(k)::value>
               <<<static_cast<unsigned>(rows), cached.threads, 0, stream_of(x)>>>(
-                  ptr<const T>(xd), r, ptr<const T>(wd), ptr<T>(y), s, cols, static_cast<float>(eps));
+                  ptr<const T>(xd), r, ptr<const T>(wd), ptr<T>(yd), s, cols, y_stride,
+                  static_cast<float>(eps));
         });
         return;
       }
     }
     rms_norm_kernel<T, A><<<static_cast<unsigned>(rows), row_threads(cols), 0, stream_of(x)>>>(
-        ptr<const T>(xd), r, ptr<const T>(wd), ptr<T>(y), s, cols, static_cast<A>(eps));
+        ptr<const T>(xd), r, ptr<const T>(wd), ptr<T>(yd), s, cols, y_stride, static_cast<A>(eps));
   });
   check_launch("rms_norm");
+  if (!y_rows) y.copy_(yd);
 }
 
 void rms_norm_backward(const Tensor& x, const Tensor& weight, const Tensor& dy, const Tensor& residual_grad,
