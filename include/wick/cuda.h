@@ -53,6 +53,11 @@ std::string cudnn_unavailable_reason();
 // The stream ops on `device` are enqueued on now (a cudaStream_t).
 void* current_stream(int device = 0);
 
+// GEMM algorithms are chosen once per shape and layout (for large products, the fastest of cuBLASLt's offers
+// that give its first offer's bits, unless WICK_GEMM_TUNE=0). This forgets the choices: each shape is chosen
+// again at its next call.
+void clear_gemm_algorithms();
+
 class Event {
  public:
   explicit Event(int device = 0);

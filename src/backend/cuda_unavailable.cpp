@@ -57,6 +57,9 @@ std::string cudnn_unavailable_reason() {
 void* current_stream(int) {
   backend::not_built();
 }
+void clear_gemm_algorithms() {
+  backend::not_built();
+}
 Stream::Stream(int device) : device_(device) {
   backend::not_built();
 }

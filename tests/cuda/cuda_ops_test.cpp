@@ -80,6 +80,34 @@ TEST_P(Cuda, GemmAllTransposesBatchedAndBroadcast) {
   }
 }
 
+// Large products are timed among cuBLASLt's offers once per shape; the one kept gives the first offer's bits
+// (WICK_GEMM_TUNE=0 keeps the first offer), whether beta reads C or not, and the tuning runs leave C alone.
+TEST_P(Cuda, TunedGemmKeepsTheFirstOffersBits) {
+  const Tensor a = input({2048, 1024}), b = input({1024, 1024}), c0 = input({2048, 1024});
+  for (double beta : {0.0, 1.0}) {
+    SCOPED_TRACE(beta);
+    ops::GemmOptions options;
+    options.transpose_b = true;
+    options.beta = beta;
+    std::vector<std::vector<double>> results;
+    for (const char* tune : {"0", "1"}) {
+      setenv("WICK_GEMM_TUNE", tune, 1);
+      cuda::clear_gemm_algorithms();
+      Tensor c = on_gpu(c0);
+      ops::gemm(on_gpu(a), on_gpu(b), c, options);
+      results.push_back(c.to(Device::cpu()).to(DType::f64).to_vector<double>());
+      if (results.size() == 2) {
+        Tensor reference = c0.clone();
+        ops::gemm(a, b, reference, options);
+        expect_close(c, reference, 2.0);
+      }
+    }
+    unsetenv("WICK_GEMM_TUNE");
+    EXPECT_TRUE(results[0] == results[1]);
+  }
+  cuda::clear_gemm_algorithms();
+}
+
 TEST_P(Cuda, GemmNonContiguousOperandsAndOutput) {
   const Tensor a_full = input({40, 24});
   const Tensor b_stored = input({29, 24});  // b = b_storedᵀ, a column-major [24, 29] view

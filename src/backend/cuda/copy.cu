@@ -2,6 +2,8 @@
 // copy of rows (a column block of a wider matrix, either side) one cudaMemcpy2DAsync, a zero fill of either
 // form a memset; anything else is one thread per element, decomposing the linear index over the shape
 // (rank <= 8) to find both offsets.
+#include <cstring>
+
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/indexing.cuh"
 #include "backend/cuda/kernels.h"
@@ -47,6 +49,15 @@ __global__ void fill_kernel(T* dst, Layout layout, T value, int64_t n) {
     int64_t at[2];
     layout.offsets<Index>(i, at);
     dst[at[0]] = value;
+  }
+}
+
+// Sets *differ when any 16-byte word of a and b differs.
+__global__ void compare_kernel(const uint4* a, const uint4* b, int64_t words, int* differ) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < words;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const uint4 x = a[i], y = b[i];
+    if (x.x != y.x || x.y != y.y || x.z != y.z || x.w != y.w) *differ = 1;
   }
 }
 
@@ -171,6 +182,25 @@ void fill(const Tensor& dst, double value) {
     }
   });
   check_launch("fill");
+}
+
+bool same_bytes(const void* a, const void* b, size_t bytes, Device device) {
+  DeviceGuard guard(device.index);
+  cudaStream_t stream = stream_for(device.index);
+  // Whole 16-byte words (the allocator aligns every buffer to 256 bytes), then the tail on the host.
+  const size_t whole = bytes / 16, tail = bytes % 16;
+  const Tensor differ = Tensor::zeros({1}, DType::i32, device);
+  if (whole > 0)
+    compare_kernel<<<grid_for(static_cast<int64_t>(whole)), 256, 0, stream>>>(
+        static_cast<const uint4*>(a), static_cast<const uint4*>(b), static_cast<int64_t>(whole),
+        ptr<int>(differ));
+  check_launch("same_bytes");
+  unsigned char ends[2][16] = {};
+  for (int i = 0; i < 2; ++i)
+    check(cudaMemcpyAsync(ends[i], static_cast<const unsigned char*>(i == 0 ? a : b) + whole * 16, tail,
+                          cudaMemcpyDeviceToHost, stream),
+          "same_bytes", "cudaMemcpyAsync");
+  return differ.item() == 0 && std::memcmp(ends[0], ends[1], tail) == 0;
 }
 
 }  // namespace wick::cuda

@@ -3,14 +3,20 @@
 // column-major, its own transpose, so each operand's transpose flag is the requested op flipped by its
 // layout. Matrix views go straight in (leading dimensions, batch strides, stride-0 broadcast batches): no
 // copy where the layout is expressible. Algorithms come from cuBLASLt's heuristic once per (shape, dtype,
-// layout) and are cached; each stream has one workspace.
+// layout) and are cached; each stream has one workspace. For large products the heuristic's offers are timed
+// once on the call's own operands and the fastest kept among those that give the first offer's bits, so the
+// results never depend on the choice (WICK_GEMM_TUNE=0 keeps the first offer).
+#include <cstdlib>
+#include <cstring>
 #include <map>
 #include <mutex>
 #include <tuple>
+#include <vector>
 
 #include "backend/cuda/cublaslt.h"
 #include "backend/cuda/kernels.h"
 #include "backend/cuda/runtime.h"
+#include "wick/cuda.h"
 #include "wick/matrix_view.h"
 
 namespace wick::cuda {
@@ -54,7 +60,57 @@ std::mutex mutex;
 auto& devices = *new std::map<int, PerDevice>();
 std::map<AlgoKey, cublasLtMatmulAlgo_t> algorithms;
 
+constexpr int kOffers = 8;                   // heuristic offers considered for tuning
+constexpr double kTunedProducts = 1u << 31;  // m·n·k from which a product is tuned (~4 GFLOP, tens of µs)
+constexpr size_t kTunedScratchBytes = size_t{1} << 30;  // at most this much scratch output for tuning
+
+bool tuning_enabled() {
+  const char* value = std::getenv("WICK_GEMM_TUNE");
+  return value == nullptr || std::strcmp(value, "0") != 0;
+}
+
+// Mean time of `rounds` runs of `run` on the device's current stream, in ms.
+template <typename F>
+float time_runs(int device, int rounds, F&& run) {
+  Event start(device), stop(device);
+  start.record();
+  for (int r = 0; r < rounds; ++r) run();
+  stop.record();
+  stop.synchronize();
+  return stop.elapsed_ms_since(start) / static_cast<float>(rounds);
+}
+
+// Of the offers, the fastest whose output has the first offer's bits. run(algo, out) computes the product
+// into `out`, laid out as C and `bytes` long: C itself where beta = 0 (the final run overwrites it), else a
+// zeroed scratch matrix, and a second scratch for the others.
+template <typename Run>
+cublasLtMatmulAlgo_t fastest_same_bits(const cublasLtMatmulHeuristicResult_t* offers, int count, void* c,
+                                       bool beta, DType dtype, size_t bytes, Device device,
+                                       cudaStream_t stream, Run&& run) {
+  const int64_t elements = static_cast<int64_t>(bytes / dtype_size(dtype)) + 1;
+  const Tensor scratch = Tensor::zeros({beta ? 2 * elements : elements}, dtype, device);
+  void* first = beta ? scratch.narrow(0, elements, elements).data_ptr() : c;
+  void* other = scratch.data_ptr();
+  run(offers[0].algo, first);
+  cublasLtMatmulAlgo_t best = offers[0].algo;
+  float best_ms = time_runs(device.index, 3, [&] { run(offers[0].algo, other); });
+  for (int i = 1; i < count; ++i) {
+    if (offers[i].state != CUBLAS_STATUS_SUCCESS) continue;
+    if (beta) scratch.narrow(0, 0, elements).fill_(0.0);
+    run(offers[i].algo, other);
+    if (!same_bytes(first, other, bytes, device)) continue;
+    const float ms = time_runs(device.index, 3, [&] { run(offers[i].algo, other); });
+    if (ms < best_ms) best = offers[i].algo, best_ms = ms;
+  }
+  return best;
+}
+
 }  // namespace
+
+void clear_gemm_algorithms() {
+  std::lock_guard lock(mutex);
+  algorithms.clear();
+}
 
 void reserve_gemm_workspace(int device, cudaStream_t stream) {
   std::lock_guard lock(mutex);
@@ -149,15 +205,27 @@ bool run_lt(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOp
     desc.set(CUBLASLT_MATMUL_DESC_BIAS_POINTER, pointer);
     desc.set(CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, f64 ? CUDA_R_64F : CUDA_R_32F);
   }
+  const double alpha64 = options.alpha, beta64 = options.beta;
+  const float alpha32 = static_cast<float>(options.alpha), beta32 = static_cast<float>(options.beta);
+  const void* alpha = f64 ? static_cast<const void*>(&alpha64) : static_cast<const void*>(&alpha32);
+  const void* beta = f64 ? static_cast<const void*>(&beta64) : static_cast<const void*>(&beta32);
   PerDevice* per_device;
+  const Tensor* workspace;
+  const auto run = [&](const cublasLtMatmulAlgo_t& chosen, void* d) {
+    check(cublasLtMatmul(per_device->handle->get(), desc.get(), alpha, B.view.data, first->get(), A.view.data,
+                         second->get(), beta, d, out->get(), d, out->get(), &chosen, workspace->data_ptr(),
+                         kWorkspaceBytes, stream),
+          "gemm", "cublasLtMatmul");
+  };
   cublasLtMatmulAlgo_t algo;
   {
     std::lock_guard lock(mutex);
     per_device = &devices[device];
     if (!per_device->handle) per_device->handle = std::make_unique<LtHandle>();
-    Tensor& workspace = per_device->workspaces[stream];
-    if (!workspace.defined())
-      workspace = Tensor::empty({static_cast<int64_t>(kWorkspaceBytes)}, DType::u8, c.device());
+    Tensor& stream_workspace = per_device->workspaces[stream];
+    if (!stream_workspace.defined())
+      stream_workspace = Tensor::empty({static_cast<int64_t>(kWorkspaceBytes)}, DType::u8, c.device());
+    workspace = &stream_workspace;
     const AlgoKey key{device,
                       m,
                       n,
@@ -174,31 +242,37 @@ bool run_lt(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOp
                           options.allow_tf32 * 4 + (options.beta != 0.0) * 8 + options.bias.defined() * 16 +
                           options.bias_gradient.defined() * 32};
     auto found = algorithms.find(key);
-    if (found == algorithms.end()) {
+    if (found != algorithms.end()) {
+      algo = found->second;
+    } else {
       LtPreference preference(kWorkspaceBytes);
-      cublasLtMatmulHeuristicResult_t result{};
+      cublasLtMatmulHeuristicResult_t offers[kOffers] = {};
       int count = 0;
       const cublasStatus_t status =
           cublasLtMatmulAlgoGetHeuristic(per_device->handle->get(), desc.get(), first->get(), second->get(),
-                                         out->get(), out->get(), preference.get(), 1, &result, &count);
+                                         out->get(), out->get(), preference.get(), kOffers, offers, &count);
       if (options.bias_gradient.defined() && (status != CUBLAS_STATUS_SUCCESS || count == 0)) return false;
       check(status, "gemm", "cublasLtMatmulAlgoGetHeuristic");
       if (count == 0)
         fail("gemm", "cuBLASLt has no algorithm for {}×{}×{} (batch {}) with a={}, c={}", m, n, k, batch,
              a.str(), c.str());
-      found = algorithms.emplace(key, result.algo).first;
+      // Nothing is timed while a graph is being captured; the first offer serves until a later call.
+      cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+      check(cudaStreamIsCapturing(stream, &capture), "gemm", "cudaStreamIsCapturing");
+      const bool tune =
+          capture == cudaStreamCaptureStatusNone && count > 1 && batch == 1 &&
+          !options.bias_gradient.defined() &&
+          static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) >= kTunedProducts &&
+          tuning_enabled();
+      algo = offers[0].algo;
+      const size_t bytes = static_cast<size_t>((m - 1) * C.ld + n) * dtype_size(c.dtype());
+      if (tune && bytes <= kTunedScratchBytes)
+        algo =
+            fastest_same_bits(offers, count, C.data, options.beta != 0.0, c.dtype(), bytes, c.device(), run);
+      if (capture == cudaStreamCaptureStatusNone) algorithms.emplace(key, algo);
     }
-    algo = found->second;
   }
-  const Tensor& workspace = per_device->workspaces[stream];
-  const double alpha64 = options.alpha, beta64 = options.beta;
-  const float alpha32 = static_cast<float>(options.alpha), beta32 = static_cast<float>(options.beta);
-  const void* alpha = f64 ? static_cast<const void*>(&alpha64) : static_cast<const void*>(&alpha32);
-  const void* beta = f64 ? static_cast<const void*>(&beta64) : static_cast<const void*>(&beta32);
-  check(cublasLtMatmul(per_device->handle->get(), desc.get(), alpha, B.view.data, first->get(), A.view.data,
-                       second->get(), beta, C.data, out->get(), C.data, out->get(), &algo,
-                       workspace.data_ptr(), kWorkspaceBytes, stream),
-        "gemm", "cublasLtMatmul");
+  run(algo, C.data);
   if (!c_direct) c.copy_(c_work);
   return true;
 }

@@ -11,6 +11,8 @@ namespace wick::cuda {
 
 void copy(const Tensor& dst, const Tensor& src);
 void fill(const Tensor& dst, double value);
+// Whether the `bytes` bytes at a and b (device memory, 16-byte aligned) are equal. Waits for the device.
+bool same_bytes(const void* a, const void* b, size_t bytes, Device device);
 
 void gemm(const Tensor& a, const Tensor& b, const Tensor& c, const ops::GemmOptions& options);
 // The decode-shape product (gemv.cu): A [M <= 4, K] · B [N, K]ᵀ, dense, one float dtype, no batch.
@@ -24,8 +26,7 @@ bool softmax_applies(SoftmaxKernel kernel, const Tensor& x, const ops::SoftmaxMa
 void softmax(const Tensor& x, const Tensor& y, const ops::SoftmaxMask& mask, bool log, SoftmaxKernel kernel);
 void softmax_backward(const Tensor& y, const Tensor& dy, const Tensor& dx, bool log);
 
-// `row_cache` selects the register-cached kernel (row_cache.cuh), valid where rms_norm_row_cache_applies(x,
-// y).
+// `row_cache` selects the register-cached kernel (row_cache.cuh); rms_norm_row_cache_applies says where.
 bool rms_norm_row_cache_applies(const Tensor& x, const Tensor& y);
 void rms_norm(const Tensor& x, const Tensor& weight, double eps, const Tensor& y, bool row_cache);
 void rms_norm_residual(const Tensor& x, const Tensor& residual, const Tensor& weight, double eps,
