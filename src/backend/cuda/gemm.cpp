@@ -85,9 +85,9 @@ float time_runs(int device, int rounds, F&& run) {
 // zeroed scratch matrix, and a second scratch for the others.
 template <typename Run>
 cublasLtMatmulAlgo_t fastest_same_bits(const cublasLtMatmulHeuristicResult_t* offers, int count, void* c,
-                                       bool beta, DType dtype, size_t bytes, Device device,
-                                       cudaStream_t stream, Run&& run) {
-  const int64_t elements = static_cast<int64_t>(bytes / dtype_size(dtype)) + 1;
+                                       bool beta, DType dtype, size_t bytes, Device device, Run&& run) {
+  // Whole 256-byte blocks, so the second scratch matrix starts as aligned as the first.
+  const int64_t elements = static_cast<int64_t>((bytes + 255) / 256 * 256 / dtype_size(dtype));
   const Tensor scratch = Tensor::zeros({beta ? 2 * elements : elements}, dtype, device);
   void* first = beta ? scratch.narrow(0, elements, elements).data_ptr() : c;
   void* other = scratch.data_ptr();
