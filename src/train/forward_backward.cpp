@@ -192,7 +192,6 @@ void lora_output_backward(const Context& c, int64_t layer, Projection p, const P
 
 // Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
 // c.grads.
-
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
                         const Tensor& dy, const Tensor& into = Tensor()) {
   const Tensor w = c.model.projection(layer, p).first;
@@ -273,7 +272,7 @@ Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer
   }
   const Tensor da = Tensor::empty({width, in}, c.grads->dtype(), device);
   ops::gemm(dxa, first.x, da, gemm_options(true, false));
-  // Separate products: the LoRA terms first, then the frozen products add themselves to them.
+  // The LoRA terms of dx: added to the one product's dx, or written first for the frozen products to add to.
   ops::gemm(dxa, a, dx, gemm_options(false, false, 1.0, one_product ? 1.0 : 0.0));
   offset = 0;
   dy_it = dys.begin();
