@@ -11,7 +11,6 @@
 #include <map>
 #include <mutex>
 #include <tuple>
-#include <vector>
 
 #include "backend/cuda/cublaslt.h"
 #include "backend/cuda/kernels.h"
