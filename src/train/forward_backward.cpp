@@ -191,9 +191,9 @@ void lora_output_backward(const Context& c, int64_t layer, Projection p, const P
 }
 
 // Returns dx (added into `into` by the GEMM itself when given, saving a pass); adds the LoRA gradients into
-// c.grads.
+// c.grads. With `deferred_da`, da is left to the caller, which gets dxa there.
 Tensor project_backward(const Context& c, int64_t layer, Projection p, const ProjectionSaved& s,
-                        const Tensor& dy, const Tensor& into = Tensor()) {
+                        const Tensor& dy, const Tensor& into = Tensor(), Tensor* deferred_da = nullptr) {
   const Tensor w = c.model.projection(layer, p).first;
   const lora::LoraPair* pair = c.adapter ? c.adapter->find(layer, p) : nullptr;
   const auto frozen_into = [&](const Tensor& out) {
@@ -204,8 +204,11 @@ Tensor project_backward(const Context& c, int64_t layer, Projection p, const Pro
   // da = dxaᵀ·x_lora; dx = dxa·A (through the dropout mask) + dy·W.
   const Tensor dxa = Tensor::empty(s.xa.shape(), dy.dtype(), dy.device());
   lora_output_backward(c, layer, p, s, dy, dxa);
-  ops::gemm(dxa, s.x_lora, c.grads->find(layer, p)->a,
-            gemm_options(true, false, 1.0, c.options.accumulate ? 1.0 : 0.0));
+  if (deferred_da)
+    *deferred_da = dxa;
+  else
+    ops::gemm(dxa, s.x_lora, c.grads->find(layer, p)->a,
+              gemm_options(true, false, 1.0, c.options.accumulate ? 1.0 : 0.0));
   const double p_drop = dropout_p(c);
   if (p_drop != 0) {
     const Tensor lora_dx =
@@ -227,16 +230,19 @@ Tensor project_backward(const Context& c, int64_t layer, Projection p, const Pro
 // da_j comes from one GEMM (dxaᵀ·x) and every LoRA term of dx from one (dxa·[A_1; …; A_n]); otherwise one
 // projection at a time. When the dy_j are the column blocks of one matrix `packed_dy` = [dy_1 | … | dy_n],
 // one product with the forward's packed weight gives dy·[W | s·B blocks] = [dx | dxa_1 | … | dxa_n], so dy
-// is read once for both (the returned dx is then a view with a wider row stride).
+// is read once for both (the returned dx is then a view with a wider row stride); `db_done` says the caller
+// has formed the db_j already (see mlp_fuses_lora).
 Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer_list<Projection> group,
                                std::initializer_list<const ProjectionSaved*> saved,
                                std::initializer_list<Tensor> dys, const Tensor& packed_w = Tensor(),
-                               const Tensor& packed_dy = Tensor()) {
+                               const Tensor& packed_dy = Tensor(), bool db_done = false) {
   const ProjectionSaved& first = **saved.begin();
   bool packed = groups(c, layer, group) && dropout_p(c) == 0;
   for (const ProjectionSaved* s : saved) packed = packed && s->x.data_ptr() == first.x.data_ptr();
   auto saved_it = saved.begin();
   auto dy_it = dys.begin();
+  if (db_done && !(packed && packed_dy.defined()))
+    fail("train", "layer {}: the LoRA db of a group were formed apart from an unpacked backward", layer);
   if (!packed) {
     Tensor dx;
     for (Projection p : group) dx = project_backward(c, layer, p, **saved_it++, *dy_it++, dx);
@@ -254,7 +260,8 @@ Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer
     ops::gemm(packed_dy, weight, wide, gemm_options(false, false));
     dx = wide.narrow(1, 0, in);
     dxa = wide.narrow(1, in, width);
-    for (Projection p : group) lora_b_backward(c, layer, p, **saved_it++, *dy_it++);
+    if (!db_done)
+      for (Projection p : group) lora_b_backward(c, layer, p, **saved_it++, *dy_it++);
   } else {
     dx = Tensor::empty({rows, in}, dtype, device);
     dxa = Tensor::empty({rows, width}, dtype, device);
@@ -286,6 +293,15 @@ Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer
     offset += rank;
   }
   return dx;
+}
+
+// Whether the MLP's backward takes ops::swiglu_lora_backward: gate, up and down adapted with one rank,
+// gate/up packed (so their db come apart from their dxa), no dropout (down's LoRA input is then h itself,
+// which the fused backward forms again, so the forward need not keep it).
+bool mlp_fuses_lora(const Context& c, int64_t layer) {
+  if (!groups(c, layer, {Projection::gate, Projection::up}) || dropout_p(c) != 0) return false;
+  const lora::LoraPair* down = c.adapter->find(layer, Projection::down);
+  return down && down->a.size(0) == c.adapter->config().rank;
 }
 
 // A block's activations, rows flattened to [N = batch·seq, features].
@@ -345,6 +361,7 @@ Tensor block_forward(const Context& c, int64_t i, const Tensor& h, BlockSaved* s
     s->attention_out = att.out, s->lse = att.lse;
     s->sum = mid.sum;
     s->gate_out = gate, s->up_out = up;
+    if (mlp_fuses_lora(c, i)) s->down.x = s->down.x_lora = Tensor();
   }
   return ops::add(mid.sum, down);
 }
@@ -356,13 +373,24 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
   const int64_t b = c.batch, t = c.seq, heads = cfg.num_attention_heads, kv_heads = cfg.num_key_value_heads,
                 dim = cfg.head_dim;
   const ops::RopeOptions rope = rope_options(cfg);
-  const Tensor dswiglu = project_backward(c, i, Projection::down, s.down, dout);
+  const bool fused_mlp = mlp_fuses_lora(c, i);
+  Tensor dxa_down;
+  const Tensor dswiglu =
+      project_backward(c, i, Projection::down, s.down, dout, Tensor(), fused_mlp ? &dxa_down : nullptr);
   const int64_t inter = cfg.intermediate_size;
   const Tensor dgate_up = Tensor::empty({b * t, 2 * inter}, dout.dtype(), dout.device());
-  const auto dmlp = ops::swiglu_backward(s.gate_out, s.up_out, dswiglu,
-                                         {dgate_up.narrow(1, 0, inter), dgate_up.narrow(1, inter, inter)});
+  const ops::SwigluGrads dmlp{dgate_up.narrow(1, 0, inter), dgate_up.narrow(1, inter, inter)};
+  if (fused_mlp) {
+    lora::LoraAdapter& g = *c.grads;
+    ops::swiglu_lora_backward(
+        s.gate_out, s.up_out, dswiglu, s.gate.xa, s.up.xa, dxa_down, c.adapter->config().scale(), dmlp,
+        {g.find(i, Projection::gate)->b, g.find(i, Projection::up)->b, g.find(i, Projection::down)->a},
+        c.options.accumulate);
+  } else {
+    ops::swiglu_backward(s.gate_out, s.up_out, dswiglu, dmlp);
+  }
   const Tensor dy = project_shared_backward(c, i, {Projection::gate, Projection::up}, {&s.gate, &s.up},
-                                            {dmlp.dgate, dmlp.dup}, l.gate_up, dgate_up);
+                                            {dmlp.dgate, dmlp.dup}, l.gate_up, dgate_up, fused_mlp);
   const Tensor dsum =
       ops::rms_norm_backward(s.sum, l.post_attention_norm, dy, cfg.rms_norm_eps, false, dout).dx;
   const Tensor dattended = project_backward(c, i, Projection::o, s.o, dsum);

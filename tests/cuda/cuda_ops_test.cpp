@@ -262,6 +262,58 @@ TEST_P(Cuda, VectorizedActivationsSwigluAndAdd) {
   }
 }
 
+// The MLP's SwiGLU backward with its LoRA weight gradients: the 16-bit types run the fused kernel (forced, so
+// it cannot fall back unnoticed), f32 the composition. Against the f64 cpu op: row counts that are not whole
+// tiles or splits, column counts that are not whole strips, every rank the kernel takes, gate/up as halves
+// of one product and the thin inputs as columns of a wider buffer, accumulation into held values. dgate and
+// dup must be swiglu_backward's bits.
+TEST_P(Cuda, SwigluLoraBackward) {
+  const bool fused = dtype() != DType::f32;
+  struct Case {
+    int64_t rows, cols, rank;
+  };
+  for (const Case& k :
+       {Case{1000, 328, 16}, Case{8192, 640, 16}, Case{37, 128, 32}, Case{300, 136, 64}, Case{5, 8, 16}}) {
+    const Tensor packed = input({k.rows, 2 * k.cols}, 2.0), dh = input({k.rows, k.cols});
+    const Tensor thin = input({k.rows, 24 + 2 * k.rank}), dxa_down = input({k.rows, k.rank});
+    const Tensor start = input({3, k.cols * k.rank});
+    const Tensor g = on_gpu(packed), t = on_gpu(thin);
+    const Tensor gate = g.narrow(1, 0, k.cols), up = g.narrow(1, k.cols, k.cols);
+    for (bool accumulate : {false, true}) {
+      const Tensor out = Tensor::empty({k.rows, 2 * k.cols}, dtype(), gpu);
+      const ops::SwigluGrads into{out.narrow(1, 0, k.cols), out.narrow(1, k.cols, k.cols)};
+      const Tensor start_gpu = start.to(DType::f32).to(gpu);
+      const ops::SwigluLoraGrads grads{start_gpu.select(0, 0).clone().view({k.cols, k.rank}),
+                                       start_gpu.select(0, 1).clone().view({k.cols, k.rank}),
+                                       start_gpu.select(0, 2).clone().view({k.rank, k.cols})};
+      {
+        const ForcedImplementation forced("WICK_IMPL_SWIGLU_LORA_BACKWARD", fused ? "cuda" : "composed");
+        ops::swiglu_lora_backward(gate, up, on_gpu(dh), t.narrow(1, 24, k.rank),
+                                  t.narrow(1, 24 + k.rank, k.rank), on_gpu(dxa_down), 0.5, into, grads,
+                                  accumulate);
+      }
+      const auto plain = ops::swiglu_backward(gate, up, on_gpu(dh));
+      expect_close(into.dgate, plain.dgate.to(Device::cpu()).to(DType::f64), 0.0);
+      expect_close(into.dup, plain.dup.to(Device::cpu()).to(DType::f64), 0.0);
+      const Tensor reference = start.clone();
+      const ops::SwigluLoraGrads expected{reference.select(0, 0).view({k.cols, k.rank}),
+                                          reference.select(0, 1).view({k.cols, k.rank}),
+                                          reference.select(0, 2).view({k.rank, k.cols})};
+      const Tensor ref_out = Tensor::empty({k.rows, 2 * k.cols}, DType::f64);
+      ops::swiglu_lora_backward(packed.narrow(1, 0, k.cols), packed.narrow(1, k.cols, k.cols), dh,
+                                thin.narrow(1, 24, k.rank), thin.narrow(1, 24 + k.rank, k.rank), dxa_down,
+                                0.5, {ref_out.narrow(1, 0, k.cols), ref_out.narrow(1, k.cols, k.cols)},
+                                expected, accumulate);
+      const std::string where = "rows " + std::to_string(k.rows) + ", cols " + std::to_string(k.cols) +
+                                ", rank " + std::to_string(k.rank) + (accumulate ? ", accumulating" : "");
+      SCOPED_TRACE(where);
+      expect_close(grads.db_gate, expected.db_gate, 2.0);
+      expect_close(grads.db_up, expected.db_up, 2.0);
+      expect_close(grads.da_down, expected.da_down, 2.0);
+    }
+  }
+}
+
 // Rows of whole 16-byte vectors up to 2048 columns take the warp-per-row backward for a frozen weight.
 TEST_P(Cuda, RmsNormBackwardFrozenWeight) {
   for (int64_t cols : {8, 896, 1000, 2048, 4096}) {

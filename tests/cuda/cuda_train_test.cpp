@@ -52,23 +52,33 @@ TEST_F(CudaTrain, OptimizerOpsEqualTheCpu) {
 }
 
 lora::LoraAdapter random_adapter(const models::ModelConfig& config, Generator& gen, DType dtype,
-                                 Device device) {
+                                 Device device, int64_t rank = 4, double dropout = 0.2) {
   lora::LoraConfig c;
-  c.rank = 4;
-  c.alpha = 8;
-  c.dropout = 0.2;
+  c.rank = rank;
+  c.alpha = 2.0 * static_cast<double>(rank);
+  c.dropout = dropout;
   c.targets = std::vector<lora::Projection>(lora::kProjections.begin(), lora::kProjections.end());
   auto a = lora::LoraAdapter::create(config, c, gen.seed(), Device::cpu(), DType::f64);
   a.flat().copy_(rand_normal(a.flat().shape(), gen, 0.0, 0.1, DType::f64));
   return a.to(device, dtype);
 }
 
-TEST_F(CudaTrain, GradientsEqualTheFloat64Cpu) {
+// Rank 4 with dropout keeps every projection apart; rank 16 without dropout packs q/k/v and gate/up and runs
+// the MLP's fused SwiGLU-LoRA backward in bf16.
+class CudaTrainRanks : public CudaTrain, public ::testing::WithParamInterface<std::pair<int64_t, double>> {};
+
+INSTANTIATE_TEST_SUITE_P(Adapters, CudaTrainRanks,
+                         ::testing::Values(std::pair<int64_t, double>{4, 0.2},
+                                           std::pair<int64_t, double>{16, 0.0}),
+                         [](const auto& info) { return "rank" + std::to_string(info.param.first); });
+
+TEST_P(CudaTrainRanks, GradientsEqualTheFloat64Cpu) {
   Generator gen = fresh_generator();
   const auto config = models::load_config(kModel);
   const auto source = models::CheckpointSource::open(kModel);
   const models::Decoder reference(config, source, Device::cpu(), DType::f64);
-  const auto adapter64 = random_adapter(config, gen, DType::f64, Device::cpu());
+  const auto adapter64 =
+      random_adapter(config, gen, DType::f64, Device::cpu(), GetParam().first, GetParam().second);
   std::vector<int32_t> ids, targets;
   for (double v : rand_uniform({3 * 37}, gen, 0, 320, DType::f64).to_vector<double>())
     ids.push_back(static_cast<int32_t>(v));

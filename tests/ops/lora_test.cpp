@@ -158,6 +158,105 @@ TEST(LoraLinear, PackedWeightsGiveTheSameResultAndGradients) {
   EXPECT_LE(rel_error(g1.dx, values(g2.dx)), 1e-12);
 }
 
+// The SwiGLU backward with the MLP's LoRA weight gradients, from their definitions with plain loops:
+// dgate = dh·up·silu'(gate), dup = dh·silu(gate), h = silu(gate)·up; db_gate = scale·dgateᵀ·xa_gate,
+// db_up = scale·dupᵀ·xa_up, da_down = dxa_downᵀ·h.
+struct SwigluLoraReference {
+  std::vector<double> dgate, dup, db_gate, db_up, da_down;
+};
+SwigluLoraReference swiglu_lora_reference(const Tensor& gate, const Tensor& up, const Tensor& dh,
+                                          const Tensor& xa_gate, const Tensor& xa_up, const Tensor& dxa_down,
+                                          double scale) {
+  const int64_t rows = gate.size(0), cols = gate.size(1), rank = xa_gate.size(1);
+  const auto g = values(gate), u = values(up), d = values(dh), xg = values(xa_gate), xu = values(xa_up),
+             xd = values(dxa_down);
+  SwigluLoraReference r;
+  r.dgate.resize(rows * cols);
+  r.dup.resize(rows * cols);
+  std::vector<double> h(rows * cols);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    const double sig = 1.0 / (1.0 + std::exp(-g[i]));
+    r.dgate[i] = d[i] * u[i] * sig * (1.0 + g[i] * (1.0 - sig));
+    r.dup[i] = d[i] * g[i] * sig;
+    h[i] = g[i] * sig * u[i];
+  }
+  r.db_gate.assign(cols * rank, 0.0);
+  r.db_up.assign(cols * rank, 0.0);
+  r.da_down.assign(rank * cols, 0.0);
+  for (int64_t n = 0; n < rows; ++n)
+    for (int64_t c = 0; c < cols; ++c)
+      for (int64_t k = 0; k < rank; ++k) {
+        r.db_gate[c * rank + k] += scale * r.dgate[n * cols + c] * xg[n * rank + k];
+        r.db_up[c * rank + k] += scale * r.dup[n * cols + c] * xu[n * rank + k];
+        r.da_down[k * cols + c] += xd[n * rank + k] * h[n * cols + c];
+      }
+  return r;
+}
+
+// Strided operands (gate and up as halves of one product, the thin inputs as columns of a wider buffer), and
+// accumulation into gradients that hold values.
+TEST(SwigluLoraBackward, MatchesReference) {
+  Generator gen = fresh_generator();
+  for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
+    const int64_t rows = 13, cols = 24, rank = 4;
+    const DType grad_dtype = dtype == DType::f64 ? DType::f64 : DType::f32;
+    const Tensor packed = randn(gen, {rows, 2 * cols}, dtype, 2.0), dh = randn(gen, {rows, cols}, dtype);
+    const Tensor thin = randn(gen, {rows, 10 + 2 * rank}, dtype), dxa_down = randn(gen, {rows, rank}, dtype);
+    const Tensor gate = packed.narrow(1, 0, cols), up = packed.narrow(1, cols, cols);
+    const Tensor xa_gate = thin.narrow(1, 10, rank), xa_up = thin.narrow(1, 10 + rank, rank);
+    const auto expected = swiglu_lora_reference(gate, up, dh, xa_gate, xa_up, dxa_down, 0.5);
+    for (bool accumulate : {false, true}) {
+      const Tensor out = Tensor::empty({rows, 2 * cols}, dtype);
+      const ops::SwigluGrads into{out.narrow(1, 0, cols), out.narrow(1, cols, cols)};
+      const Tensor start = randn(gen, {3, cols * rank}, grad_dtype);
+      const ops::SwigluLoraGrads grads{start.select(0, 0).clone().view({cols, rank}),
+                                       start.select(0, 1).clone().view({cols, rank}),
+                                       start.select(0, 2).clone().view({rank, cols})};
+      ops::swiglu_lora_backward(gate, up, dh, xa_gate, xa_up, dxa_down, 0.5, into, grads, accumulate);
+      const auto with_start = [&](const std::vector<double>& v, int64_t which) {
+        std::vector<double> sum = v;
+        const auto s = values(start.select(0, which));
+        if (accumulate)
+          for (size_t i = 0; i < sum.size(); ++i) sum[i] += s[i];
+        return sum;
+      };
+      const double tol = 3 * tolerance(dtype);
+      EXPECT_LE(rel_error(into.dgate, expected.dgate), tol) << dtype_name(dtype);
+      EXPECT_LE(rel_error(into.dup, expected.dup), tol) << dtype_name(dtype);
+      EXPECT_LE(rel_error(grads.db_gate, with_start(expected.db_gate, 0)), tol) << dtype_name(dtype);
+      EXPECT_LE(rel_error(grads.db_up, with_start(expected.db_up, 1)), tol) << dtype_name(dtype);
+      EXPECT_LE(rel_error(grads.da_down, with_start(expected.da_down, 2)), tol) << dtype_name(dtype);
+    }
+  }
+}
+
+TEST(SwigluLoraBackward, BadShapesAreClearErrors) {
+  const Tensor gate = Tensor::zeros({6, 8}), thin = Tensor::zeros({6, 2});
+  const ops::SwigluGrads into{Tensor::zeros({6, 8}), Tensor::zeros({6, 8})};
+  expect_error(
+      [&] {
+        ops::swiglu_lora_backward(gate, gate, gate, thin, thin, thin, 1.0, into,
+                                  {Tensor::zeros({8, 2}), Tensor::zeros({8, 2}), Tensor::zeros({8, 2})},
+                                  false);
+      },
+      {"[swiglu_lora_backward]", "argument 'da_down' must have shape [2, 8]"});
+  expect_error(
+      [&] {
+        ops::swiglu_lora_backward(gate, gate, Tensor::zeros({6, 7}), thin, thin, thin, 1.0, into,
+                                  {Tensor::zeros({8, 2}), Tensor::zeros({8, 2}), Tensor::zeros({2, 8})},
+                                  false);
+      },
+      {"[swiglu_lora_backward]", "argument 'dh' must have shape [6, 8]"});
+  expect_error(
+      [&] {
+        ops::swiglu_lora_backward(gate, gate, gate, thin, thin, thin, 1.0, into,
+                                  {Tensor::zeros({8, 2}, DType::f64), Tensor::zeros({8, 2}, DType::f64),
+                                   Tensor::zeros({2, 8}, DType::f64)},
+                                  false);
+      },
+      {"[swiglu_lora_backward]", "gradients must be f32"});
+}
+
 }  // namespace
 }  // namespace wick::test
 

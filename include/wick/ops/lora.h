@@ -1,6 +1,7 @@
 // The LoRA linear layer: y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ (+ bias), with W frozen.
 #pragma once
 
+#include "wick/ops/activation.h"
 #include "wick/tensor.h"
 
 namespace wick::ops {
@@ -36,5 +37,22 @@ struct LoraLinearGrads {
 LoraLinearGrads lora_linear_backward(const Tensor& x, const Tensor& w, const Tensor& a, const Tensor& b,
                                      double scale, const Tensor& xa, const Tensor& dy,
                                      bool compute_dx = true);
+
+// The middle of a LoRA-adapted SwiGLU MLP's backward, h = swiglu(gate, up) feeding the down projection:
+// SwiGLU's gradients dgate, dup = swiglu_backward(gate, up, dh) into `into`, and the three LoRA weight
+// gradients that read those tensors,
+//   db_gate = scale·dgateᵀ·xa_gate,  db_up = scale·dupᵀ·xa_up,  da_down = dxa_downᵀ·h
+// (added to what they hold with `accumulate`). gate, up, dh, into: [N, I]; xa_gate, xa_up, dxa_down: [N, r]
+// (rows may be strided); db_gate, db_up: [I, r] and da_down: [r, I] in f32 (f64 for f64 inputs). On CUDA
+// one kernel reads gate, up and dh once and forms h again instead of reading it; elsewhere, and for layouts
+// that kernel does not take, the same from swiglu, swiglu_backward and three GEMMs.
+struct SwigluLoraGrads {
+  Tensor db_gate;
+  Tensor db_up;
+  Tensor da_down;
+};
+void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor& xa_gate,
+                          const Tensor& xa_up, const Tensor& dxa_down, double scale, const SwigluGrads& into,
+                          const SwigluLoraGrads& grads, bool accumulate);
 
 }  // namespace wick::ops

@@ -45,6 +45,17 @@ void unary_backward(Unary kind, const Tensor& x, const Tensor& dy, const Tensor&
 void swiglu(const Tensor& gate, const Tensor& up, const Tensor& y);
 void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, const Tensor& dgate,
                      const Tensor& dup);
+// ops::swiglu_lora_backward in one pass over the [rows, cols] tensors (swiglu_lora_backward.cu), for the
+// layouts swiglu_lora_backward_fits accepts: 16-bit rows of whole 16-byte vectors, rank 16, 32 or 64, f32
+// contiguous gradients.
+bool swiglu_lora_backward_fits(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor& xa_gate,
+                               const Tensor& xa_up, const Tensor& dxa_down, const Tensor& dgate,
+                               const Tensor& dup, const Tensor& db_gate, const Tensor& db_up,
+                               const Tensor& da_down);
+void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor& xa_gate,
+                          const Tensor& xa_up, const Tensor& dxa_down, double scale, const Tensor& dgate,
+                          const Tensor& dup, const Tensor& db_gate, const Tensor& db_up,
+                          const Tensor& da_down, bool accumulate);
 
 using backend::Binary;
 void binary(Binary kind, const Tensor& a, const Tensor& b, const Tensor& out);
