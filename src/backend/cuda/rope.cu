@@ -1,7 +1,8 @@
 // Rotary embedding. Frequencies are formed in f32 as the reference forms them (inv_freq = 1 / theta^(2i/d),
 // angle = position · inv_freq); the inverse (backward) rotates by −angle. Dimensions past rotary_dims are
 // copied. The common case (16-bit, half-split, every dimension rotated, 16-byte rows) runs one thread per 8
-// pairs, on 16-byte vectors and 32-bit indices; the rest one thread per pair.
+// pairs, on 16-byte vectors and 32-bit indices, with the frequencies in shared memory; the rest one thread
+// per pair.
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -48,10 +49,17 @@ __global__ void rope_kernel(const T* x, T* y, RopeArgs a) {
 // Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row. In
 // the input and the output the heads are contiguous within a token, tokens `x_stride` and `y_stride`
 // elements apart (a column block of a wider product, say).
+// The inverse frequencies, the same for every row, are formed once per block.
+constexpr int kMaxVectorHalf = 256;
+
 template <typename T>
 __global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows, int64_t x_stride,
                                    int64_t y_stride) {
   const uint32_t half = static_cast<uint32_t>(a.rotary / 2), per_row = half / 8;
+  __shared__ float inv_freq[kMaxVectorHalf];
+  for (uint32_t i = threadIdx.x; i < half; i += blockDim.x)
+    inv_freq[i] = 1.0f / powf(a.theta, static_cast<float>(2 * i) / static_cast<float>(a.rotary));
+  __syncthreads();
   const uint32_t heads = static_cast<uint32_t>(a.heads), seq = static_cast<uint32_t>(a.seq);
   const uint32_t total = rows * per_row;
   for (uint32_t t = blockIdx.x * blockDim.x + threadIdx.x; t < total; t += gridDim.x * blockDim.x) {
@@ -70,10 +78,8 @@ __global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows, 
     T* second = reinterpret_cast<T*>(&raw_second);
 #pragma unroll
     for (int e = 0; e < 8; ++e) {
-      const uint32_t i = i0 + e;
-      const float inv_freq = 1.0f / powf(a.theta, static_cast<float>(2 * i) / static_cast<float>(a.rotary));
       float sin_v, cos_v;
-      sincosf(static_cast<float>(pos) * inv_freq, &sin_v, &cos_v);
+      sincosf(static_cast<float>(pos) * inv_freq[i0 + e], &sin_v, &cos_v);
       sin_v *= a.sign;
       const float ue = to_float(u[e]), ve = to_float(v[e]);
       first[e] = from_float<T>(ue * cos_v - ve * sin_v);
@@ -116,8 +122,8 @@ void rope(const Tensor& x, const ops::RopeOptions& options, bool inverse, const 
   if (pairs == 0) return;
   const int64_t rows = x.numel() / x.size(3);
   if ((x.dtype() == DType::bf16 || x.dtype() == DType::f16) && args.half_split &&
-      args.rotary == args.head_dim && args.head_dim % 16 == 0 && token_rows(y) && aligned16(xd) &&
-      aligned16(y) && rows * (args.head_dim / 16) < (int64_t{1} << 31)) {
+      args.rotary == args.head_dim && args.head_dim % 16 == 0 && args.rotary / 2 <= kMaxVectorHalf &&
+      token_rows(y) && aligned16(xd) && aligned16(y) && rows * (args.head_dim / 16) < (int64_t{1} << 31)) {
     const int64_t threads = rows * (args.head_dim / 16);
     with_float_type(x.dtype(), "rope", [&](auto tag) {
       using T = decltype(tag);
