@@ -76,17 +76,10 @@ void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh
   if (grads.db_gate.dtype() != grad_dtype)
     fail(op, "the gradients must be {} for {} activations, got {}", dtype_name(grad_dtype),
          dtype_name(gate.dtype()), grads.db_gate.str());
-  check_same_device(op, {{"gate", &gate},
-                         {"up", &up},
-                         {"dh", &dh},
-                         {"xa_gate", &xa_gate},
-                         {"xa_up", &xa_up},
-                         {"dxa_down", &dxa_down},
-                         {"into.dgate", &into.dgate},
-                         {"into.dup", &into.dup},
-                         {"db_gate", &grads.db_gate},
-                         {"db_up", &grads.db_up},
-                         {"da_down", &grads.da_down}});
+  check_same_device(op, activations);
+  check_same_device(
+      op,
+      {{"gate", &gate}, {"db_gate", &grads.db_gate}, {"db_up", &grads.db_up}, {"da_down", &grads.da_down}});
   static const std::vector<Implementation<SwigluLoraCall>> table = {
 #ifdef WICK_WITH_CUDA
       {"cuda", "cuda tensors in 16-bit rows of 16-byte vectors, rank 16, 32 or 64, f32 contiguous gradients",
