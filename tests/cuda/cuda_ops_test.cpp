@@ -720,7 +720,7 @@ TEST_P(Cuda, CrossEntropyVectorRows) {
     expect_close(ops::cross_entropy(on_gpu(logits), targets.to(gpu)), loss);
     const Tensor gpu_dlogits = ops::cross_entropy_backward(on_gpu(logits), targets.to(gpu), -100, 0.5);
     expect_close(gpu_dlogits, dlogits, 2.0);
-    // With the loss, the row's first part comes from shared memory in the second pass: the same bits.
+    // The kernel that forms the loss with the gradient gives the backward kernel's bits.
     expect_close(g.dlogits, gpu_dlogits.to(Device::cpu()).to(DType::f64), 0.0);
   }
 }

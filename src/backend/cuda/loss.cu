@@ -1,11 +1,8 @@
 // Cross-entropy, one block per row: an online max / sum-of-exp pass gives the row's max and log-sum, the loss
 // is log Σ exp(x − max) − (logit[target] − max); a second single-block kernel averages the per-row losses in
-// a fixed order (deterministic). The backward writes (softmax − onehot)·grad/count in a second pass over the
-// row (with the loss, the row's first part is kept in shared memory for it). The count of targets that are
-// not ignored is computed on the device, so nothing waits on the host (the front-end has validated the
-// targets).
-#include <algorithm>
-
+// a fixed order (deterministic). The backward writes (softmax − onehot)·grad/count in the same row pass. The
+// count of targets that are not ignored is computed on the device, so nothing waits on the host (the
+// front-end has validated the targets).
 #include "backend/cuda/common.cuh"
 #include "backend/cuda/kernels.h"
 
@@ -24,24 +21,8 @@ struct LogSumExp {
 template <typename T, typename A>
 constexpr bool kVectorizable = sizeof(T) == 2 && std::is_same_v<A, float>;
 
-// Vector j of a 16-bit row: from `kept` (shared memory) for j < kept_vectors, else from the row itself.
-template <typename T>
-__device__ __forceinline__ uint4 row_vector(const T* row, const uint4* kept, int64_t kept_vectors,
-                                            int64_t j) {
-  return j < kept_vectors ? kept[j] : reinterpret_cast<const uint4*>(row)[j];
-}
-
-template <typename T>
-__device__ __forceinline__ void unpack_vector(const uint4& raw, float (&out)[8]) {
-  const T* e = reinterpret_cast<const T*>(&raw);
-#pragma unroll
-  for (int i = 0; i < 8; ++i) out[i] = to_float(e[i]);
-}
-
-// With `keep` (16-bit rows), the row's first keep_vectors vectors are also copied there for a second pass.
 template <typename T, typename A, bool kVector>
-__device__ LogSumExp<A> row_log_sum_exp(const T* row, int64_t cols, uint4* keep = nullptr,
-                                        int64_t keep_vectors = 0) {
+__device__ LogSumExp<A> row_log_sum_exp(const T* row, int64_t cols) {
   A m = -INFINITY, s = 0;
   if constexpr (kVector && kVectorizable<T, A>) {
     // Four vectors in flight per thread; each vector rescales the running sum once.
@@ -53,9 +34,7 @@ __device__ LogSumExp<A> row_log_sum_exp(const T* row, int64_t cols, uint4* keep 
       for (int u = 0; u < kUnroll; ++u) {
         const int64_t j = base + int64_t(u) * blockDim.x;
         if (j < vectors) {
-          const uint4 raw = reinterpret_cast<const uint4*>(row)[j];
-          if (j < keep_vectors) keep[j] = raw;
-          unpack_vector<T>(raw, v[u]);
+          load_vector(row, j, v[u]);
         } else {
 #pragma unroll
           for (int e = 0; e < 8; ++e) v[u][e] = -INFINITY;
@@ -88,16 +67,15 @@ __device__ LogSumExp<A> row_log_sum_exp(const T* row, int64_t cols, uint4* keep 
   return {row_max, log(block_sum(s))};
 }
 
-// d[j] = (softmax(x)[j] − [j == target])·factor over the row, reading its first kept_vectors vectors from
-// `kept` (16-bit rows).
+// d[j] = (softmax(x)[j] − [j == target])·factor over the row.
 template <typename T, typename A, bool kVector>
 __device__ void write_row_gradient(const T* x, T* d, int64_t cols, int64_t target, const LogSumExp<A>& lse,
-                                   A factor, const uint4* kept = nullptr, int64_t kept_vectors = 0) {
+                                   A factor) {
   if constexpr (kVector && kVectorizable<T, A>) {
     const int64_t vectors = cols / 8;
     for (int64_t j = threadIdx.x; j < vectors; j += blockDim.x) {
       float v[8];
-      unpack_vector<T>(row_vector(x, kept, kept_vectors, j), v);
+      load_vector(x, j, v);
 #pragma unroll
       for (int e = 0; e < 8; ++e)
         v[e] = (exp(v[e] - lse.max - lse.log_sum) - (j * 8 + e == target ? A(1) : A(0))) * factor;
@@ -165,42 +143,6 @@ __global__ void cross_entropy_with_grad_rows(const T* logits, const int64_t* tar
   const LogSumExp<A> lse = row_log_sum_exp<T, A, kVector>(x, cols);
   if (threadIdx.x == 0) per_row[row] = lse.log_sum - (load_as<A>(x + target) - lse.max);
   write_row_gradient<T, A, kVector>(x, d, cols, target, lse, grad / *count);
-}
-
-// The same for 16-bit rows of whole vectors, keeping the row's first kept_vectors vectors in shared memory
-// between the two passes: with a long row (a vocabulary of 150k is 300 KB) one block fills a multiprocessor's
-// shared memory, and the rest of the rows in flight, read twice, fit the L2 cache.
-template <typename T>
-__global__ void cross_entropy_with_grad_kept_rows(const T* logits, const int64_t* targets, float* per_row,
-                                                  T* dlogits, int64_t cols, int64_t ignore, float grad,
-                                                  const float* count, int64_t kept_vectors) {
-  extern __shared__ uint4 kept[];
-  const int64_t row = blockIdx.x;
-  const int64_t target = targets[row];
-  const T* x = logits + row * cols;
-  T* d = dlogits + row * cols;
-  if (target == ignore) {
-    for (int64_t j = threadIdx.x; j < cols; j += blockDim.x) d[j] = from_float<T>(0.0f);
-    if (threadIdx.x == 0) per_row[row] = 0;
-    return;
-  }
-  const LogSumExp<float> lse = row_log_sum_exp<T, float, true>(x, cols, kept, kept_vectors);
-  if (threadIdx.x == 0) per_row[row] = lse.log_sum - (to_float(x[target]) - lse.max);
-  __syncthreads();  // a thread's second pass reads vectors other threads kept
-  write_row_gradient<T, float, true>(x, d, cols, target, lse, grad / *count, kept, kept_vectors);
-}
-
-// Vectors of a row that cross_entropy_with_grad_kept_rows may keep in shared memory: as many as the device
-// allows a block, leaving room for the block reductions.
-int64_t kept_vectors_max(int device) {
-  static std::atomic<int> optin_bytes{0};
-  if (optin_bytes.load() == 0) {
-    int bytes = 0;
-    check(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
-          "cross_entropy_with_grad", "cudaDeviceGetAttribute");
-    optin_bytes.store(bytes);
-  }
-  return std::max(0, optin_bytes.load() - 2048) / 16;
 }
 
 // Whether rows of these tensors can be read and written as 16-byte vectors.
@@ -289,24 +231,6 @@ void cross_entropy_with_grad(const Tensor& logits, const Tensor& targets, int64_
     cudaStream_t stream = stream_of(logits);
     count_kernel<A>
         <<<1, 1024, 0, stream>>>(ptr<const int64_t>(ids), rows, ignore_index, ptr<A>(per_row) + rows);
-    const int device = logits.device().index;
-    if constexpr (kVectorizable<T, A>) {
-      const int64_t kept = std::min(cols / 8, kept_vectors_max(device));
-      if (rows > 0 && vector_rows(xd, dlogits, cols) && kept > 0) {
-        static std::atomic<uint64_t> configured{0};
-        allow_shared_memory(cross_entropy_with_grad_kept_rows<T>,
-                            static_cast<int>(kept_vectors_max(device) * 16), device, configured,
-                            "cross_entropy_with_grad");
-        const int bytes = static_cast<int>(kept * 16);
-        cross_entropy_with_grad_kept_rows<T>
-            <<<static_cast<unsigned>(rows), row_threads(cols), bytes, stream>>>(
-                ptr<const T>(xd), ptr<const int64_t>(ids), ptr<A>(per_row), ptr<T>(dlogits), cols,
-                ignore_index, static_cast<A>(grad), ptr<const A>(per_row) + rows, kept);
-        mean_kernel<A>
-            <<<1, 1024, 0, stream>>>(ptr<const A>(per_row), rows, ptr<const A>(per_row) + rows, ptr<A>(loss));
-        return;
-      }
-    }
     if (rows > 0)
       with_vector_choice(vector_rows(xd, dlogits, cols), [&](auto vector) {
         cross_entropy_with_grad_rows<T, A, vector()>
