@@ -18,6 +18,7 @@ small='Dtypes/CudaDecode.*Composition/bf16:Dtypes/CudaDecode.GemvMatchesFloat64A
 small+=':Dtypes/FlashAttention.SanitizerSmall/bf16:Dtypes/Cuda.Vectorized*/bf16:Dtypes/Cuda.LayerNorm*/bf16'
 small+=':Dtypes/CudaEncoder.*/bf16:Dtypes/Cuda.RopeFullRotaryRows/bf16:Dtypes/Cuda.RmsNormBackwardFrozenWeight/bf16'
 small+=':Dtypes/Cuda.CrossEntropyVectorRows/bf16:Dtypes/Cuda.VectorizedActivationsSwigluAndAdd/bf16'
+small+=':Dtypes/Cuda.SwigluLoraBackward/bf16'
 for tool in memcheck racecheck; do
   compute-sanitizer --tool "$tool" --error-exitcode 9 "$build/tests/wick_cuda_tests" --gtest_filter="$small" \
     >"$out/sanitizer-$tool.log" 2>&1
