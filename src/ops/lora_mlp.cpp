@@ -1,6 +1,6 @@
 // ops::swiglu_lora_backward: SwiGLU's backward with the LoRA weight gradients that read its tensors. The
-// composition (any device) runs swiglu_backward, forms h again with swiglu and takes the three gradients
-// as GEMMs; CUDA's fused kernel does the same in one pass.
+// composition (any device) runs swiglu_backward and takes the three gradients as GEMMs (h from the caller,
+// or formed again with swiglu); CUDA's fused kernel does the same in one pass.
 #include "wick/ops/lora.h"
 
 #ifdef WICK_WITH_CUDA
@@ -24,6 +24,7 @@ struct SwigluLoraCall {
   const SwigluGrads& into;
   const SwigluLoraGrads& grads;
   bool accumulate;
+  const Tensor& h;  // undefined: not kept
 };
 
 GemmOptions transposed_a(double alpha, bool accumulate) {
@@ -38,14 +39,15 @@ void composed(const SwigluLoraCall& c) {
   swiglu_backward(c.gate, c.up, c.dh, c.into);
   gemm(c.into.dgate, c.xa_gate, c.grads.db_gate, transposed_a(c.scale, c.accumulate));
   gemm(c.into.dup, c.xa_up, c.grads.db_up, transposed_a(c.scale, c.accumulate));
-  gemm(c.dxa_down, swiglu(c.gate, c.up), c.grads.da_down, transposed_a(1.0, c.accumulate));
+  gemm(c.dxa_down, c.h.defined() ? c.h : swiglu(c.gate, c.up), c.grads.da_down,
+       transposed_a(1.0, c.accumulate));
 }
 
 }  // namespace
 
 void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor& xa_gate,
                           const Tensor& xa_up, const Tensor& dxa_down, double scale, const SwigluGrads& into,
-                          const SwigluLoraGrads& grads, bool accumulate) {
+                          const SwigluLoraGrads& grads, bool accumulate, const Tensor& h) {
   constexpr std::string_view op = "swiglu_lora_backward";
   const std::initializer_list<NamedTensor> activations = {{"gate", &gate},
                                                           {"up", &up},
@@ -54,10 +56,12 @@ void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh
                                                           {"xa_up", &xa_up},
                                                           {"dxa_down", &dxa_down},
                                                           {"into.dgate", &into.dgate},
-                                                          {"into.dup", &into.dup}};
+                                                          {"into.dup", &into.dup},
+                                                          {"h", &h}};
   const std::initializer_list<NamedTensor> gradients = {
       {"db_gate", &grads.db_gate}, {"db_up", &grads.db_up}, {"da_down", &grads.da_down}};
-  for (const auto& [name, t] : activations) check_floating(op, name, *t);
+  for (const auto& [name, t] : activations)
+    if (t->defined() || name != "h") check_floating(op, name, *t);
   for (const auto& [name, t] : gradients) check_floating(op, name, *t);
   check_rank(op, "gate", gate, 2);
   check_rank(op, "xa_gate", xa_gate, 2);
@@ -65,6 +69,7 @@ void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh
   for (const auto& [name, t] : {NamedTensor{"up", &up}, NamedTensor{"dh", &dh},
                                 NamedTensor{"into.dgate", &into.dgate}, NamedTensor{"into.dup", &into.dup}})
     check_shape(op, name, *t, {rows, cols});
+  if (h.defined()) check_shape(op, "h", h, {rows, cols});
   check_shape(op, "xa_up", xa_up, {rows, rank});
   check_shape(op, "dxa_down", dxa_down, {rows, rank});
   check_shape(op, "db_gate", grads.db_gate, {cols, rank});
@@ -96,8 +101,19 @@ void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh
 #endif
       {"composed", "tensors on one device", [](const SwigluLoraCall&) { return true; }, composed},
   };
-  dispatch(op, table, SwigluLoraCall{gate, up, dh, xa_gate, xa_up, dxa_down, scale, into, grads, accumulate},
+  dispatch(op, table,
+           SwigluLoraCall{gate, up, dh, xa_gate, xa_up, dxa_down, scale, into, grads, accumulate, h},
            describe({{"gate", &gate}, {"xa_gate", &xa_gate}}));
+}
+
+bool swiglu_lora_backward_in_one_pass(const Tensor& gate, int64_t rank) {
+#ifdef WICK_WITH_CUDA
+  return gate.defined() && gate.device().is_cuda() && cuda::swiglu_lora_backward_takes(gate, rank);
+#else
+  (void)gate;
+  (void)rank;
+  return false;
+#endif
 }
 
 }  // namespace wick::ops

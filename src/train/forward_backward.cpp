@@ -297,7 +297,7 @@ Tensor project_shared_backward(const Context& c, int64_t layer, std::initializer
 
 // Whether the MLP's backward takes ops::swiglu_lora_backward: gate, up and down adapted with one rank,
 // gate/up packed (so their db come apart from their dxa), no dropout (down's LoRA input is then h itself,
-// which the fused backward forms again, so the forward need not keep it).
+// which the one-pass kernel forms again: where it will run, the forward does not keep h).
 bool mlp_fuses_lora(const Context& c, int64_t layer) {
   if (!groups(c, layer, {Projection::gate, Projection::up}) || dropout_p(c) != 0) return false;
   const lora::LoraPair* down = c.adapter->find(layer, Projection::down);
@@ -361,7 +361,8 @@ Tensor block_forward(const Context& c, int64_t i, const Tensor& h, BlockSaved* s
     s->attention_out = att.out, s->lse = att.lse;
     s->sum = mid.sum;
     s->gate_out = gate, s->up_out = up;
-    if (mlp_fuses_lora(c, i)) s->down.x = s->down.x_lora = Tensor();
+    if (mlp_fuses_lora(c, i) && ops::swiglu_lora_backward_in_one_pass(gate, c.adapter->config().rank))
+      s->down.x = s->down.x_lora = Tensor();
   }
   return ops::add(mid.sum, down);
 }
@@ -385,7 +386,7 @@ Tensor block_backward(const Context& c, int64_t i, const BlockSaved& s, const Te
     ops::swiglu_lora_backward(
         s.gate_out, s.up_out, dswiglu, s.gate.xa, s.up.xa, dxa_down, c.adapter->config().scale(), dmlp,
         {g.find(i, Projection::gate)->b, g.find(i, Projection::up)->b, g.find(i, Projection::down)->a},
-        c.options.accumulate);
+        c.options.accumulate, s.down.x_lora);
   } else {
     ops::swiglu_backward(s.gate_out, s.up_out, dswiglu, dmlp);
   }

@@ -265,10 +265,12 @@ TEST_P(Cuda, VectorizedActivationsSwigluAndAdd) {
 // The MLP's SwiGLU backward with its LoRA weight gradients: the 16-bit types run the fused kernel (forced, so
 // it cannot fall back unnoticed), f32 the composition. Against the f64 cpu op: row counts that are not whole
 // tiles or splits, column counts that are not whole strips, every rank the kernel takes, gate/up as halves
-// of one product and the thin inputs as columns of a wider buffer, accumulation into held values. dgate and
-// dup must be swiglu_backward's bits.
+// of one product and the thin inputs as columns of a wider buffer, accumulation into held values (with h
+// kept by the caller, which the composition reads). dgate and dup must be swiglu_backward's bits.
 TEST_P(Cuda, SwigluLoraBackward) {
   const bool fused = dtype() != DType::f32;
+  EXPECT_EQ(ops::swiglu_lora_backward_in_one_pass(Tensor::empty({64, 256}, dtype(), gpu), 16), fused);
+  EXPECT_FALSE(ops::swiglu_lora_backward_in_one_pass(Tensor::empty({64, 256}, dtype(), gpu), 8));
   struct Case {
     int64_t rows, cols, rank;
   };
@@ -290,7 +292,7 @@ TEST_P(Cuda, SwigluLoraBackward) {
         const ForcedImplementation forced("WICK_IMPL_SWIGLU_LORA_BACKWARD", fused ? "cuda" : "composed");
         ops::swiglu_lora_backward(gate, up, on_gpu(dh), t.narrow(1, 24, k.rank),
                                   t.narrow(1, 24 + k.rank, k.rank), on_gpu(dxa_down), 0.5, into, grads,
-                                  accumulate);
+                                  accumulate, accumulate ? ops::swiglu(gate, up) : Tensor());
       }
       const auto plain = ops::swiglu_backward(gate, up, on_gpu(dh));
       expect_close(into.dgate, plain.dgate.to(Device::cpu()).to(DType::f64), 0.0);

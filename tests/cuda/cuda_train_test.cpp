@@ -63,12 +63,14 @@ lora::LoraAdapter random_adapter(const models::ModelConfig& config, Generator& g
   return a.to(device, dtype);
 }
 
-// Rank 4 with dropout keeps every projection apart; rank 16 without dropout packs q/k/v and gate/up and runs
-// the MLP's fused SwiGLU-LoRA backward in bf16.
+// Rank 4 with dropout keeps every projection apart; without dropout, ranks 8 and 16 pack q/k/v and gate/up
+// and take ops::swiglu_lora_backward for the MLP, composed at rank 8 (h kept from the forward), one pass at
+// rank 16 in bf16.
 class CudaTrainRanks : public CudaTrain, public ::testing::WithParamInterface<std::pair<int64_t, double>> {};
 
 INSTANTIATE_TEST_SUITE_P(Adapters, CudaTrainRanks,
                          ::testing::Values(std::pair<int64_t, double>{4, 0.2},
+                                           std::pair<int64_t, double>{8, 0.0},
                                            std::pair<int64_t, double>{16, 0.0}),
                          [](const auto& info) { return "rank" + std::to_string(info.param.first); });
 

@@ -193,8 +193,8 @@ SwigluLoraReference swiglu_lora_reference(const Tensor& gate, const Tensor& up, 
   return r;
 }
 
-// Strided operands (gate and up as halves of one product, the thin inputs as columns of a wider buffer), and
-// accumulation into gradients that hold values.
+// Strided operands (gate and up as halves of one product, the thin inputs as columns of a wider buffer),
+// accumulation into gradients that hold values, and h kept by the caller or formed again.
 TEST(SwigluLoraBackward, MatchesReference) {
   Generator gen = fresh_generator();
   for (DType dtype : {DType::f64, DType::f32, DType::bf16}) {
@@ -205,14 +205,16 @@ TEST(SwigluLoraBackward, MatchesReference) {
     const Tensor gate = packed.narrow(1, 0, cols), up = packed.narrow(1, cols, cols);
     const Tensor xa_gate = thin.narrow(1, 10, rank), xa_up = thin.narrow(1, 10 + rank, rank);
     const auto expected = swiglu_lora_reference(gate, up, dh, xa_gate, xa_up, dxa_down, 0.5);
+    const Tensor kept_h = ops::swiglu(gate, up);
     for (bool accumulate : {false, true}) {
+      const Tensor h = accumulate ? kept_h : Tensor();
       const Tensor out = Tensor::empty({rows, 2 * cols}, dtype);
       const ops::SwigluGrads into{out.narrow(1, 0, cols), out.narrow(1, cols, cols)};
       const Tensor start = randn(gen, {3, cols * rank}, grad_dtype);
       const ops::SwigluLoraGrads grads{start.select(0, 0).clone().view({cols, rank}),
                                        start.select(0, 1).clone().view({cols, rank}),
                                        start.select(0, 2).clone().view({rank, cols})};
-      ops::swiglu_lora_backward(gate, up, dh, xa_gate, xa_up, dxa_down, 0.5, into, grads, accumulate);
+      ops::swiglu_lora_backward(gate, up, dh, xa_gate, xa_up, dxa_down, 0.5, into, grads, accumulate, h);
       const auto with_start = [&](const std::vector<double>& v, int64_t which) {
         std::vector<double> sum = v;
         const auto s = values(start.select(0, which));
@@ -255,6 +257,15 @@ TEST(SwigluLoraBackward, BadShapesAreClearErrors) {
                                   false);
       },
       {"[swiglu_lora_backward]", "gradients must be f32"});
+  expect_error(
+      [&] {
+        ops::swiglu_lora_backward(gate, gate, gate, thin, thin, thin, 1.0, into,
+                                  {Tensor::zeros({8, 2}), Tensor::zeros({8, 2}), Tensor::zeros({2, 8})},
+                                  false, Tensor::zeros({6, 9}));
+      },
+      {"[swiglu_lora_backward]", "argument 'h' must have shape [6, 8]"});
+  // The one-pass kernel is CUDA's: on the cpu the caller keeps h.
+  EXPECT_FALSE(ops::swiglu_lora_backward_in_one_pass(Tensor::zeros({6, 8}, DType::bf16), 16));
 }
 
 }  // namespace

@@ -45,7 +45,8 @@ LoraLinearGrads lora_linear_backward(const Tensor& x, const Tensor& w, const Ten
 // (added to what they hold with `accumulate`). gate, up, dh, into: [N, I]; xa_gate, xa_up, dxa_down: [N, r]
 // (rows may be strided); db_gate, db_up: [I, r] and da_down: [r, I] in f32 (f64 for f64 inputs). On CUDA
 // one kernel reads gate, up and dh once and forms h again instead of reading it; elsewhere, and for layouts
-// that kernel does not take, the same from swiglu, swiglu_backward and three GEMMs.
+// that kernel does not take, the same from swiglu_backward and three GEMMs, reading `h` where the caller kept
+// the forward's (else forming it again).
 struct SwigluLoraGrads {
   Tensor db_gate;
   Tensor db_up;
@@ -53,6 +54,9 @@ struct SwigluLoraGrads {
 };
 void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor& xa_gate,
                           const Tensor& xa_up, const Tensor& dxa_down, double scale, const SwigluGrads& into,
-                          const SwigluLoraGrads& grads, bool accumulate);
+                          const SwigluLoraGrads& grads, bool accumulate, const Tensor& h = Tensor());
+// Whether swiglu_lora_backward can take its one-pass kernel for a `gate` laid out as this one (the forward's)
+// at rank r, so that keeping h for it would be wasted memory.
+bool swiglu_lora_backward_in_one_pass(const Tensor& gate, int64_t rank);
 
 }  // namespace wick::ops

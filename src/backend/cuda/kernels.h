@@ -47,7 +47,8 @@ void swiglu_backward(const Tensor& gate, const Tensor& up, const Tensor& dy, con
                      const Tensor& dup);
 // ops::swiglu_lora_backward in one pass over the [rows, cols] tensors (swiglu_lora_backward.cu), for the
 // layouts swiglu_lora_backward_fits accepts: 16-bit rows of whole 16-byte vectors, rank 16, 32 or 64, f32
-// contiguous gradients.
+// contiguous gradients. swiglu_lora_backward_takes: the part of that known from `gate` and the rank alone.
+bool swiglu_lora_backward_takes(const Tensor& gate, int64_t rank);
 bool swiglu_lora_backward_fits(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor& xa_gate,
                                const Tensor& xa_up, const Tensor& dxa_down, const Tensor& dgate,
                                const Tensor& dup, const Tensor& db_gate, const Tensor& db_up,

@@ -239,17 +239,18 @@ void launch(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor
 
 }  // namespace
 
+bool swiglu_lora_backward_takes(const Tensor& gate, int64_t rank) {
+  return (gate.dtype() == DType::bf16 || gate.dtype() == DType::f16) &&
+         (rank == 16 || rank == 32 || rank == 64) && gate.dim() == 2 && gate.size(1) % 8 == 0 &&
+         gate.size(0) < (int64_t{1} << 30) && gate.size(1) < (int64_t{1} << 30) && rows_of_vectors(gate);
+}
+
 bool swiglu_lora_backward_fits(const Tensor& gate, const Tensor& up, const Tensor& dh, const Tensor& xa_gate,
                                const Tensor& xa_up, const Tensor& dxa_down, const Tensor& dgate,
                                const Tensor& dup, const Tensor& db_gate, const Tensor& db_up,
                                const Tensor& da_down) {
-  if (gate.dtype() != DType::bf16 && gate.dtype() != DType::f16) return false;
-  const int64_t rank = xa_gate.size(-1);
-  if (rank != 16 && rank != 32 && rank != 64) return false;
-  if (gate.dim() != 2 || gate.size(1) % 8 != 0 || gate.size(0) >= (int64_t{1} << 30) ||
-      gate.size(1) >= (int64_t{1} << 30))
-    return false;
-  for (const Tensor* t : {&gate, &up, &dh, &xa_gate, &xa_up, &dxa_down, &dgate, &dup})
+  if (!swiglu_lora_backward_takes(gate, xa_gate.size(-1))) return false;
+  for (const Tensor* t : {&up, &dh, &xa_gate, &xa_up, &dxa_down, &dgate, &dup})
     if (!rows_of_vectors(*t)) return false;
   for (const Tensor* t : {&db_gate, &db_up, &da_down})
     if (t->dtype() != DType::f32 || !t->is_contiguous()) return false;
