@@ -56,12 +56,10 @@ void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh
                                                           {"xa_up", &xa_up},
                                                           {"dxa_down", &dxa_down},
                                                           {"into.dgate", &into.dgate},
-                                                          {"into.dup", &into.dup},
-                                                          {"h", &h}};
+                                                          {"into.dup", &into.dup}};
   const std::initializer_list<NamedTensor> gradients = {
       {"db_gate", &grads.db_gate}, {"db_up", &grads.db_up}, {"da_down", &grads.da_down}};
-  for (const auto& [name, t] : activations)
-    if (t->defined() || name != "h") check_floating(op, name, *t);
+  for (const auto& [name, t] : activations) check_floating(op, name, *t);
   for (const auto& [name, t] : gradients) check_floating(op, name, *t);
   check_rank(op, "gate", gate, 2);
   check_rank(op, "xa_gate", xa_gate, 2);
@@ -76,15 +74,18 @@ void swiglu_lora_backward(const Tensor& gate, const Tensor& up, const Tensor& dh
   check_shape(op, "db_up", grads.db_up, {cols, rank});
   check_shape(op, "da_down", grads.da_down, {rank, cols});
   check_same_dtype(op, activations);
+  check_same_dtype(op, {{"gate", &gate}, {"h", &h}});
   check_same_dtype(op, gradients);
   const DType grad_dtype = gate.dtype() == DType::f64 ? DType::f64 : DType::f32;
   if (grads.db_gate.dtype() != grad_dtype)
     fail(op, "the gradients must be {} for {} activations, got {}", dtype_name(grad_dtype),
          dtype_name(gate.dtype()), grads.db_gate.str());
   check_same_device(op, activations);
-  check_same_device(
-      op,
-      {{"gate", &gate}, {"db_gate", &grads.db_gate}, {"db_up", &grads.db_up}, {"da_down", &grads.da_down}});
+  check_same_device(op, {{"gate", &gate},
+                         {"h", &h},
+                         {"db_gate", &grads.db_gate},
+                         {"db_up", &grads.db_up},
+                         {"da_down", &grads.da_down}});
   static const std::vector<Implementation<SwigluLoraCall>> table = {
 #ifdef WICK_WITH_CUDA
       {"cuda", "cuda tensors in 16-bit rows of 16-byte vectors, rank 16, 32 or 64, f32 contiguous gradients",

@@ -46,12 +46,13 @@ __global__ void rope_kernel(const T* x, T* y, RopeArgs a) {
   }
 }
 
-// Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row. In
-// the input and the output the heads are contiguous within a token, tokens `x_stride` and `y_stride`
-// elements apart (a column block of a wider product, say).
-// The inverse frequencies, the same for every row, are formed once per block.
+// Most rotated pairs per head the vector kernel takes (its table of frequencies in shared memory).
 constexpr int kMaxVectorHalf = 256;
 
+// Threads of the vector kernel: one per 8 consecutive pairs (i .. i+7 with i+half .. i+half+7) of a row. In
+// the input and the output the heads are contiguous within a token, tokens `x_stride` and `y_stride`
+// elements apart (a column block of a wider product, say). The inverse frequencies, the same for every row,
+// are formed once per block.
 template <typename T>
 __global__ void rope_vector_kernel(const T* x, T* y, RopeArgs a, uint32_t rows, int64_t x_stride,
                                    int64_t y_stride) {
